@@ -19,17 +19,21 @@ LDFLAGS    := -s -w \
 	-X $(VPKG).BuildUser=alloy-runner-build \
 	-X $(VPKG).BuildDate=$(BUILD_DATE)
 
-COMMANDS := alloy-runner metrics-proxy
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
 .PHONY: all build test lint fuzz bench run install clean
 
 all: build
 
+# Every command under cmd/ is built; cmd/runner is installed as alloy-runner.
 build:
 	@mkdir -p $(BINDIR)
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/alloy-runner ./cmd/runner
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/metrics-proxy ./cmd/metrics-proxy
+	@set -e; for d in cmd/*/; do \
+	  ls $$d*.go >/dev/null 2>&1 || continue; \
+	  name=$$(basename $$d); [ $$name = runner ] && name=alloy-runner; \
+	  echo "go build -o $(BINDIR)/$$name ./$$d"; \
+	  $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/$$name ./$$d; \
+	done
 
 # The end-to-end tests run the binaries in bin/ (ALLOY_BIN_DIR), built with the
 # same flags a user gets. Fuzz seed corpora run as ordinary tests.

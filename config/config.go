@@ -3,6 +3,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -82,7 +83,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("config file %s:%d: %s", name, pe.Position.Line, pe.Message)
+			return nil, fmt.Errorf("config file %s:%d: %s", name, errorLine(b, pe), pe.Message)
 		}
 		// Type mismatches carry no position; the key name says where to look.
 		return nil, fmt.Errorf("config file %s: %v", name, err)
@@ -117,6 +118,16 @@ func Parse(name string, b []byte) (*Config, error) {
 		return nil, fmt.Errorf("config file %s: %w", name, err)
 	}
 	return &c, nil
+}
+
+// errorLine is the line of a TOML syntax error. The parser counts a line too
+// many when the offending character is the newline ending a line, so the line
+// is taken from the error's byte offset instead where it has one.
+func errorLine(b []byte, pe toml.ParseError) int {
+	if pe.Position.Start > 0 && pe.Position.Start <= len(b) {
+		return bytes.Count(b[:pe.Position.Start], []byte("\n")) + 1
+	}
+	return pe.Position.Line
 }
 
 func (c *Config) validate() error {

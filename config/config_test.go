@@ -68,6 +68,7 @@ func TestErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"concurrent = \n", "config file c.toml:1: "},
 		{"a = 1\n\n[[runners]x\n", "config file c.toml:3: "},
+		{"concurrent = 1\n[[runners]\n", "config file c.toml:2: "},
 		{`concurrent = "four"`, "concurrent"},
 		{"concurrent = -1", "concurrent = -1: must be 1 or more"},
 		{"[[runners]]\nurl='https://x.example/'\ntoken='t'", `[[runners]] #1: name is missing`},

@@ -23,6 +23,10 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) 
 
 .PHONY: all build test lint fuzz bench run install clean
 
+# A secured demo: runner on loopback, metrics-proxy with TLS and basic auth.
+run: build
+	./scripts/demo.sh
+
 all: build
 
 # Every command under cmd/ is built; cmd/runner is installed as alloy-runner.

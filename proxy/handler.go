@@ -1,0 +1,427 @@
+// Package proxy is the metrics-proxy HTTP handler: the only door from the
+// network to the runner's unauthenticated metrics server.
+//
+// It sits after TLS. Each request is judged cheapest first, and in an order
+// that tells an unauthenticated client nothing about which paths exist:
+//
+//  1. method: GET and HEAD only, else 405 with "Allow: GET, HEAD";
+//  2. request target: origin-form only ("/path"), else 400, so the proxy can
+//     never be asked to fetch some other URL (absolute-form, authority-form);
+//  3. path syntax on the raw target: any percent-encoding, backslash, control
+//     byte, dot segment, ".." or empty segment is 400. This depends only on
+//     the bytes sent, not on what exists, so it may precede authentication;
+//  4. authentication by the Authorizer (its own 401/429 on refusal);
+//  5. /proxy/metrics: the proxy's own metrics, served locally;
+//  6. the allowlist: a path not on it is 404, only now that the client is
+//     known, so an anonymous client gets 401 for /metrics and /debug/pprof/
+//     alike;
+//  7. the reverse proxy to the upstream, with a freshly stated outbound
+//     request carrying only allowlisted headers and no body.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults for Options fields left at their zero value.
+const (
+	// DefaultUpstream is the runner's default metrics server address, so the
+	// two binaries work together on one host with no flags.
+	DefaultUpstream = "http://127.0.0.1:9252"
+	// DefaultTimeout bounds an upstream call when the scraper does not send a
+	// shorter X-Prometheus-Scrape-Timeout-Seconds; it is Prometheus's default
+	// scrape timeout.
+	DefaultTimeout = 10 * time.Second
+	// DefaultMaxResponseBytes bounds an upstream body: far above any real
+	// /metrics page, low enough that a runaway upstream cannot stream forever.
+	DefaultMaxResponseBytes int64 = 64 << 20
+)
+
+// selfMetricsPath is where the proxy serves its own metrics. It is never
+// forwarded, whatever the allowlist says.
+const selfMetricsPath = "/proxy/metrics"
+
+// Authorizer decides whether a request carries valid credentials.
+type Authorizer interface {
+	Authorize(r *http.Request) Decision
+}
+
+// Decision is an Authorizer's answer for one request.
+type Decision interface {
+	// Allowed reports whether the request may proceed.
+	Allowed() bool
+	// Outcome names the decision: ok, ok_cached, unauthorized, throttled or
+	// busy. Refusals are counted under it (unknown values as unauthorized).
+	Outcome() string
+	// WriteError writes the refusal (401 with a challenge, 429 with
+	// Retry-After); it is called only when Allowed is false.
+	WriteError(w http.ResponseWriter)
+}
+
+// Options configure a Handler. The zero value of each field selects a safe
+// default, except Authorizer: nil means every request that reaches the handler
+// is already authenticated (by a verified client certificate at TLS).
+type Options struct {
+	// Upstream is the runner's metrics server: "http://host:port[/prefix]" or
+	// "unix:/path/to.sock". Empty means DefaultUpstream.
+	Upstream string
+	// AllowedPaths are the paths forwarded upstream. Empty means exactly
+	// ["/metrics"]. An entry ending in "/" (e.g. "/debug/pprof/") allows that
+	// subtree; pprof is reachable only when listed here on purpose.
+	AllowedPaths []string
+	// Timeout bounds each upstream call, from dial to the last body byte.
+	// Zero means DefaultTimeout.
+	Timeout time.Duration
+	// MaxResponseBytes bounds an upstream response body. Zero means
+	// DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// Authorizer checks credentials; nil allows every request.
+	Authorizer Authorizer
+	// Logger receives upstream failures (error) and refusals (debug). Nil
+	// discards.
+	Logger log.Logger
+	// Registerer receives the proxy's own metrics; nil leaves them
+	// unregistered.
+	Registerer prometheus.Registerer
+	// Gatherer is served at /proxy/metrics (after authentication). Nil means
+	// that path is not served (404 like any unknown path).
+	Gatherer prometheus.Gatherer
+}
+
+// Handler is the metrics-proxy http.Handler. It is safe for concurrent use.
+type Handler struct {
+	allow    allowlist
+	auth     Authorizer
+	self     http.Handler // nil when Options.Gatherer is nil
+	up       *upstream
+	rp       *httputil.ReverseProxy
+	timeout  time.Duration
+	maxBytes int64
+	logger   log.Logger
+	metrics  *metrics
+}
+
+// New validates o and returns the handler. Errors say which option is wrong
+// and how to fix it.
+func New(o Options) (*Handler, error) {
+	if o.Upstream == "" {
+		o.Upstream = DefaultUpstream
+	}
+	if len(o.AllowedPaths) == 0 {
+		o.AllowedPaths = []string{"/metrics"}
+	}
+	switch {
+	case o.Timeout < 0:
+		return nil, fmt.Errorf("upstream timeout %s is negative; use a positive duration such as 10s", o.Timeout)
+	case o.Timeout == 0:
+		o.Timeout = DefaultTimeout
+	}
+	switch {
+	case o.MaxResponseBytes < 0:
+		return nil, fmt.Errorf("maximum response size %d is negative; use a positive number of bytes", o.MaxResponseBytes)
+	case o.MaxResponseBytes == 0:
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	allow, err := newAllowlist(o.AllowedPaths)
+	if err != nil {
+		return nil, err
+	}
+	up, err := parseUpstream(o.Upstream, o.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		allow:    allow,
+		auth:     o.Authorizer,
+		up:       up,
+		timeout:  o.Timeout,
+		maxBytes: o.MaxResponseBytes,
+		logger:   o.Logger,
+		metrics:  m,
+	}
+	if o.Gatherer != nil {
+		h.self = promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
+			ErrorLog:      stdlog.New(log.NewStdlibAdapter(level.Error(o.Logger)), "", 0),
+			ErrorHandling: promhttp.ContinueOnError,
+		})
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      up.transport,
+		ModifyResponse: h.modifyResponse,
+		ErrorHandler:   h.upstreamFailed,
+		ErrorLog:       stdlog.New(log.NewStdlibAdapter(level.Warn(o.Logger)), "", 0),
+	}
+	return h, nil
+}
+
+// CloseIdleConnections closes the pooled connections to the upstream, for a
+// clean shutdown.
+func (h *Handler) CloseIdleConnections() { h.up.transport.CloseIdleConnections() }
+
+// ServeHTTP judges the request in the order described in the package comment
+// and either answers it itself or forwards it upstream.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Set first so every answer carries them, including the Authorizer's.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		h.refuse(w, http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method not allowed", "method not GET or HEAD")
+		return
+	}
+	p, ok := originPath(r)
+	if !ok {
+		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", "request target not in origin-form")
+		return
+	}
+	if err := judgePath(p); err != nil {
+		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", err.Error())
+		return
+	}
+	if h.auth != nil {
+		d := h.auth.Authorize(r)
+		if d == nil {
+			// Fail closed on a broken Authorizer rather than panic per request.
+			level.Error(h.logger).Log("msg", "authorizer returned no decision; refusing")
+			h.refuse(w, http.StatusUnauthorized, outcomeUnauthorized, "unauthorized", "no decision")
+			return
+		}
+		if !d.Allowed() {
+			h.metrics.count(denialOutcome(d.Outcome()))
+			d.WriteError(w)
+			return
+		}
+	}
+	if p == selfMetricsPath && h.self != nil {
+		h.metrics.count(outcomeOK)
+		h.self.ServeHTTP(w, r)
+		return
+	}
+	if !h.allow.allows(p) {
+		h.refuse(w, http.StatusNotFound, outcomeForbiddenPath, "not found", "path not on the allowlist")
+		return
+	}
+	h.forward(w, r, p)
+}
+
+// originPath returns the path of the request target as the client sent it,
+// and false unless the target is origin-form. The raw target is used, not
+// r.URL.Path, because decoding is exactly what an attacker plays with.
+func originPath(r *http.Request) (string, bool) {
+	if r.URL == nil || r.URL.IsAbs() || r.URL.Host != "" || r.URL.Opaque != "" {
+		return "", false
+	}
+	target := r.RequestURI
+	if target == "" {
+		// Called outside an http.Server (RequestURI is set by the server).
+		target = r.URL.RequestURI()
+	}
+	if !strings.HasPrefix(target, "/") {
+		return "", false
+	}
+	p, _, _ := strings.Cut(target, "?")
+	return p, true
+}
+
+// refuse answers a request the proxy will not serve, counts it, and logs the
+// reason at debug level. The client gets a fixed body and never the reason;
+// reasons are fixed strings, so nothing the client sent is echoed anywhere.
+func (h *Handler) refuse(w http.ResponseWriter, code int, outcome, body, reason string) {
+	h.metrics.count(outcome)
+	level.Debug(h.logger).Log("msg", "request refused", "status", code, "reason", reason)
+	writeText(w, code, body)
+}
+
+// writeText writes a short fixed plain-text answer.
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	io.WriteString(w, body+"\n")
+}
+
+// exchange is the per-request state shared between forward and the
+// ReverseProxy hooks, which see the request only through its context.
+// All of them run on the handler's goroutine, so it needs no lock.
+type exchange struct {
+	path    string // judged, allowlisted path
+	outcome string
+	aborted bool // the body failed after the headers were sent
+}
+
+// bodyFailed records that the response body could not be relayed in full.
+// The first failure decides the outcome.
+func (e *exchange) bodyFailed(outcome string) {
+	if !e.aborted {
+		e.outcome = outcome
+		e.aborted = true
+	}
+}
+
+// exchangeKey is the context key for the request's *exchange.
+type exchangeKey struct{}
+
+// exchangeFrom returns the request's exchange, or nil outside forward.
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// forward relays the request upstream under a deadline and records the
+// outcome and duration.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p string) {
+	ctx, cancel := context.WithTimeout(r.Context(), h.upstreamTimeout(r.Header))
+	defer cancel()
+	ex := &exchange{path: p, outcome: outcomeOK}
+	ctx = context.WithValue(ctx, exchangeKey{}, ex)
+
+	start := time.Now()
+	// Deferred so it also runs when the copy aborts with a panic.
+	defer func() {
+		h.metrics.duration.Observe(time.Since(start).Seconds())
+		h.metrics.count(ex.outcome)
+	}()
+
+	// Hand ReverseProxy a request that already holds only the forwardable
+	// headers and no body: it inspects Connection, Upgrade and Te before
+	// Rewrite runs, and nothing the client sent beyond the allowlist should
+	// influence the outbound request.
+	in := r.WithContext(ctx)
+	in.Header = forwardHeaders(r.Header)
+	in.Body = http.NoBody
+	in.ContentLength = 0
+	in.TransferEncoding = nil
+	in.Trailer = nil
+
+	h.rp.ServeHTTP(w, in)
+
+	if ex.aborted {
+		// ReverseProxy panics itself under an http.Server; outside one it
+		// only logs. Either way a partial body must look failed.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// upstreamTimeout is Options.Timeout, or the scraper's own timeout when it is
+// shorter: answering after Prometheus gave up is wasted work upstream. A
+// value that is not a positive finite number is ignored.
+func (h *Handler) upstreamTimeout(hdr http.Header) time.Duration {
+	v, err := strconv.ParseFloat(hdr.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
+	if err != nil || !(v > 0) || v >= h.timeout.Seconds() {
+		return h.timeout
+	}
+	return time.Duration(v * float64(time.Second))
+}
+
+// forwardHeaders returns the only inbound headers sent upstream. Everything
+// else, Authorization, Cookie, Proxy-Authorization, X-Forwarded-*, hop-by-hop
+// headers, stays at the proxy.
+func forwardHeaders(src http.Header) http.Header {
+	return copyHeaders(src, "Accept", "Accept-Encoding", "User-Agent", "X-Prometheus-Scrape-Timeout-Seconds")
+}
+
+// relayHeaders returns the only upstream response headers relayed. An
+// allowlist rather than stripping Set-Cookie and hop-by-hop headers, so a
+// Location or anything else naming the upstream cannot reach the client.
+func relayHeaders(src http.Header) http.Header {
+	return copyHeaders(src, "Content-Type", "Content-Encoding", "Content-Length", "Content-Disposition", "Vary")
+}
+
+// copyHeaders returns a fresh header with the named (canonical) entries of src.
+func copyHeaders(src http.Header, names ...string) http.Header {
+	dst := make(http.Header, len(names))
+	for _, k := range names {
+		if v, ok := src[k]; ok {
+			dst[k] = append([]string(nil), v...)
+		}
+	}
+	return dst
+}
+
+// rewrite states the outbound request from scratch: the upstream's URL and
+// Host, the judged path, the client's query, the allowlisted headers, no body.
+// It deliberately does not call SetXForwarded: the runner has no use for the
+// client's address and it is not the runner's business.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeFrom(pr.In.Context())
+	// RawQuery comes from ReverseProxy, which already dropped unparsable
+	// parameters; a valid query passes unchanged.
+	pr.Out.URL = &url.URL{Path: ex.path, RawQuery: pr.Out.URL.RawQuery}
+	pr.SetURL(h.up.url)
+	pr.Out.Host = h.up.host
+	pr.Out.Header = forwardHeaders(pr.In.Header)
+	pr.Out.Body = nil
+	pr.Out.GetBody = nil
+	pr.Out.ContentLength = 0
+	pr.Out.TransferEncoding = nil
+	pr.Out.Trailer = nil
+}
+
+// modifyResponse refuses a declared oversized body before anything is
+// written (the ErrorHandler answers 502), keeps only the allowlisted
+// response headers, and bounds the body.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	if resp.ContentLength > h.maxBytes {
+		return errResponseTooLarge
+	}
+	resp.Header = relayHeaders(resp.Header)
+	resp.Trailer = nil
+	ctx := resp.Request.Context()
+	resp.Body = &limitedBody{rc: resp.Body, resp: resp, remaining: h.maxBytes, ctx: ctx, ex: exchangeFrom(ctx)}
+	return nil
+}
+
+// upstreamFailed is the ReverseProxy ErrorHandler: the upstream could not be
+// asked or its response was refused before anything was written. The client
+// gets a fixed body with no address or error text; the log gets the details.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	code, outcome, body := http.StatusBadGateway, outcomeUpstreamError, "upstream unavailable"
+	switch {
+	case errors.Is(err, errResponseTooLarge):
+		outcome, body = outcomeResponseTooLarge, "upstream response too large"
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
+		code, outcome, body = http.StatusGatewayTimeout, outcomeUpstreamTimeout, "upstream timed out"
+	}
+	if ex := exchangeFrom(ctx); ex != nil {
+		ex.outcome = outcome
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// The client went away; not the upstream's fault, not worth an error.
+		level.Debug(h.logger).Log("msg", "client canceled while waiting for upstream", "err", err)
+	} else {
+		level.Error(h.logger).Log("msg", "upstream request failed", "outcome", outcome, "err", err)
+	}
+	writeText(w, code, body)
+}
+
+// isTimeout reports whether err is a network timeout, such as the transport's
+// ResponseHeaderTimeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

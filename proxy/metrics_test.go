@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func counterValue(t *testing.T, f *fixture, outcome string) float64 {
+	t.Helper()
+	return testutil.ToFloat64(f.h.metrics.requests.WithLabelValues(outcome))
+}
+
+func TestEveryOutcomeStartsAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := newMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large.
+# TYPE metrics_proxy_requests_total counter
+metrics_proxy_requests_total{outcome="bad_request"} 0
+metrics_proxy_requests_total{outcome="busy"} 0
+metrics_proxy_requests_total{outcome="forbidden_path"} 0
+metrics_proxy_requests_total{outcome="method_not_allowed"} 0
+metrics_proxy_requests_total{outcome="ok"} 0
+metrics_proxy_requests_total{outcome="response_too_large"} 0
+metrics_proxy_requests_total{outcome="throttled"} 0
+metrics_proxy_requests_total{outcome="unauthorized"} 0
+metrics_proxy_requests_total{outcome="upstream_error"} 0
+metrics_proxy_requests_total{outcome="upstream_timeout"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "metrics_proxy_requests_total"); err != nil {
+		t.Error(err)
+	}
+	// A second proxy on the same registry is a wiring mistake, reported.
+	if _, err := newMetrics(reg); err == nil || !strings.Contains(err.Error(), "give each proxy its own registry") {
+		t.Errorf("second registration: err %v", err)
+	}
+}
+
+func TestDenialOutcomes(t *testing.T) {
+	for _, deny := range []string{"throttled", "busy"} {
+		f := newFixture(t, Options{Authorizer: fakeAuth{deny: deny}}, nil)
+		w := f.serve("GET", "/metrics", nil)
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "5" {
+			t.Errorf("%s: status %d Retry-After %q, want the Authorizer's 429", deny, w.Code, w.Header().Get("Retry-After"))
+		}
+		assertOwnHeaders(t, w.Header())
+		assertCount(t, f, deny, 1)
+		f.up.untouched(t)
+	}
+	// An outcome outside the label set never becomes a label value.
+	f := newFixture(t, Options{Authorizer: fakeAuth{deny: "alice from 10.0.0.1"}}, nil)
+	f.serve("GET", "/metrics", nil)
+	assertCount(t, f, outcomeUnauthorized, 1)
+	if n := testutil.CollectAndCount(f.h.metrics.requests); n != len(allOutcomes()) {
+		t.Errorf("%d outcome series, want %d", n, len(allOutcomes()))
+	}
+}
+
+func TestProxyMetricsAreServedLocallyWithExactCounts(t *testing.T) {
+	f := newFixture(t, Options{}, nil)
+	for _, r := range []struct {
+		method, target string
+		auth           bool
+	}{
+		{"GET", "/metrics", true},        // ok
+		{"HEAD", "/metrics", true},       // ok
+		{"GET", "/metrics", false},       // unauthorized
+		{"GET", "/debug/pprof/", false},  // unauthorized
+		{"POST", "/metrics", true},       // method_not_allowed
+		{"GET", "/../metrics", true},     // bad_request
+		{"GET", "//metrics", false},      // bad_request
+		{"GET", "/debug/pprof/", true},   // forbidden_path
+		{"GET", "/proxy/metrics", false}, // unauthorized
+	} {
+		var hdr http.Header
+		if r.auth {
+			hdr = authorized()
+		}
+		f.serve(r.method, r.target, hdr)
+	}
+	if n := len(f.up.requests()); n != 2 {
+		t.Fatalf("upstream received %d requests, want 2", n)
+	}
+
+	srv := f.front(t)
+	req, _ := http.NewRequest("GET", srv.URL+"/proxy/metrics", nil)
+	req.SetBasicAuth(testUser, testPass)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/proxy/metrics: status %d", resp.StatusCode)
+	}
+	assertOwnHeaders(t, resp.Header)
+	if n := len(f.up.requests()); n != 2 {
+		t.Errorf("/proxy/metrics reached the upstream")
+	}
+	// The scrape of /proxy/metrics is itself counted as ok before it renders.
+	for _, line := range []string{
+		`metrics_proxy_requests_total{outcome="ok"} 3`,
+		`metrics_proxy_requests_total{outcome="unauthorized"} 3`,
+		`metrics_proxy_requests_total{outcome="method_not_allowed"} 1`,
+		`metrics_proxy_requests_total{outcome="bad_request"} 2`,
+		`metrics_proxy_requests_total{outcome="forbidden_path"} 1`,
+		`metrics_proxy_requests_total{outcome="upstream_error"} 0`,
+		`metrics_proxy_upstream_request_duration_seconds_count 2`,
+	} {
+		if !strings.Contains(string(body), line+"\n") {
+			t.Errorf("/proxy/metrics lacks %q", line)
+		}
+	}
+
+	want := `
+# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large.
+# TYPE metrics_proxy_requests_total counter
+metrics_proxy_requests_total{outcome="bad_request"} 2
+metrics_proxy_requests_total{outcome="busy"} 0
+metrics_proxy_requests_total{outcome="forbidden_path"} 1
+metrics_proxy_requests_total{outcome="method_not_allowed"} 1
+metrics_proxy_requests_total{outcome="ok"} 3
+metrics_proxy_requests_total{outcome="response_too_large"} 0
+metrics_proxy_requests_total{outcome="throttled"} 0
+metrics_proxy_requests_total{outcome="unauthorized"} 3
+metrics_proxy_requests_total{outcome="upstream_error"} 0
+metrics_proxy_requests_total{outcome="upstream_timeout"} 0
+`
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "metrics_proxy_requests_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestUpstreamFailuresAreCounted(t *testing.T) {
+	f := newFixture(t, Options{Upstream: "http://" + freePort(t)}, nil)
+	f.serve("GET", "/metrics", authorized())
+	assertCount(t, f, outcomeUpstreamError, 1)
+	assertCount(t, f, outcomeOK, 0)
+	if got := testutil.CollectAndCount(f.h.metrics.duration); got != 1 {
+		t.Errorf("duration series %d, want 1", got)
+	}
+
+	g := newFixture(t, Options{MaxResponseBytes: 10}, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "more than ten bytes")
+	})
+	g.serve("GET", "/metrics", authorized())
+	assertCount(t, g, outcomeResponseTooLarge, 1)
+}

@@ -1,0 +1,342 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Bounds of the two credential caches. Entries are 32-byte digests, so both
+// together stay well under a megabyte.
+const (
+	// knownGoodSize bounds the known-good cache. Only credentials bcrypt accepted
+	// enter it, so only legitimate clients (or someone who already has a password)
+	// compete for it; 1024 is far more than the number of scrapers.
+	knownGoodSize = 1024
+	// knownBadSize bounds the known-wrong cache. An attacker with fresh guesses
+	// can churn it, which only means those guesses are checked again when back-off
+	// permits; it can never touch the known-good cache.
+	knownBadSize = 4096
+)
+
+// DefaultRealm is the basic-auth realm when Options.Realm is empty.
+const DefaultRealm = "metrics-proxy"
+
+// Options configure a Verifier. The zero value is usable.
+type Options struct {
+	// Logger receives failed-attempt warnings (rate limited). Default: no logging.
+	Logger log.Logger
+	// Registerer, if not nil, gets the metrics_proxy_auth_* metrics.
+	Registerer prometheus.Registerer
+	// Now is the clock for back-off and log rate limiting. Default: time.Now.
+	Now func() time.Time
+	// Workers is the number of bcrypt comparisons that may run at once; a request
+	// needing one more is refused as busy. Default: runtime.GOMAXPROCS(0), since
+	// more concurrent bcrypt than cores only makes each slower.
+	Workers int
+	// MaxClients bounds the failed-auth back-off table. Default: DefaultMaxClients.
+	MaxClients int
+	// Realm is the basic-auth realm sent in WWW-Authenticate. Default: DefaultRealm.
+	// It must be printable ASCII without '"' or '\', so that it needs no escaping.
+	Realm string
+}
+
+// Verifier checks basic-auth credentials against a set of users; it is safe for
+// concurrent use. See the package documentation for how it behaves under attack.
+type Verifier struct {
+	logger  log.Logger
+	now     func() time.Time
+	realm   string
+	key     [32]byte // HMAC key for cache digests, random per Verifier
+	macs    sync.Pool
+	users   atomic.Pointer[userSet]
+	slots   chan struct{} // the bcrypt pool: a token per running comparison
+	good    *lru.Cache[digest, struct{}]
+	bad     *lru.Cache[digest, struct{}]
+	backoff *backoffTable
+	log     *failureLog
+	metrics *metrics
+	// compare is bcrypt.CompareHashAndPassword; tests replace it to hold the pool
+	// or to count comparisons without paying for them.
+	compare func(hash, password []byte) error
+}
+
+// userSet is one generation of users with its dummy hash.
+type userSet struct {
+	users *Users
+	// dummy is a random bcrypt hash at the users' highest cost that no password
+	// matches (its digest is random bytes, not the output of bcrypt), compared
+	// against for unknown users so that they cost as much as known ones.
+	dummy []byte
+}
+
+// digest identifies a credential in the caches without revealing it: an HMAC under
+// the Verifier's random key, so it cannot be inverted by brute force without the key.
+type digest [sha256.Size]byte
+
+// NewVerifier returns a Verifier with no users (which allows every request: see
+// Authorize) until SetUsers is called. It fails only on a bad Realm or if the
+// metrics cannot be registered.
+func NewVerifier(o Options) (*Verifier, error) {
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = DefaultMaxClients
+	}
+	if o.Realm == "" {
+		o.Realm = DefaultRealm
+	}
+	if err := checkRealm(o.Realm); err != nil {
+		return nil, err
+	}
+	v := &Verifier{
+		logger:  o.Logger,
+		now:     o.Now,
+		realm:   o.Realm,
+		slots:   make(chan struct{}, o.Workers),
+		backoff: newBackoffTable(o.MaxClients),
+		log:     newFailureLog(o.Logger),
+		compare: bcrypt.CompareHashAndPassword,
+	}
+	if _, err := rand.Read(v.key[:]); err != nil {
+		return nil, fmt.Errorf("generating the credential cache key: %w", err)
+	}
+	v.macs.New = func() any { return hmac.New(sha256.New, v.key[:]) }
+	var err error
+	if v.good, err = lru.New[digest, struct{}](knownGoodSize); err != nil {
+		return nil, err
+	}
+	if v.bad, err = lru.New[digest, struct{}](knownBadSize); err != nil {
+		return nil, err
+	}
+	v.users.Store(&userSet{})
+	v.metrics = newMetrics(func() float64 { return float64(v.backoff.inBackoff(v.now())) })
+	if err := v.metrics.register(o.Registerer); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// checkRealm refuses realms that would need escaping inside the quoted
+// WWW-Authenticate parameter.
+func checkRealm(realm string) error {
+	if len(realm) > 128 {
+		return errors.New("auth realm is longer than 128 characters: use a short name")
+	}
+	for i := 0; i < len(realm); i++ {
+		if c := realm[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return fmt.Errorf("auth realm %q contains a character other than printable ASCII without '\"' and '\\': use a plain name", realm)
+		}
+	}
+	return nil
+}
+
+// SetUsers atomically replaces the users, for example on a configuration reload;
+// requests in flight finish with the old set. A nil or empty set disables basic
+// auth (every request is allowed). The caches are not cleared, and need not be:
+// their keys include the hash, so after a user's hash changes the old password
+// never matches a cached entry, while unchanged users keep their fast path across
+// reloads (a certificate rotation does not cost every scraper a bcrypt check).
+func (v *Verifier) SetUsers(u *Users) {
+	set := &userSet{users: u}
+	if c := u.maxCost(); c > 0 {
+		set.dummy = dummyHash(c)
+	}
+	v.users.Store(set)
+}
+
+// dummyHash returns a well-formed bcrypt hash of the given cost with a random salt
+// and a random digest. Comparing a password against it costs exactly as much as
+// against a real hash of that cost, and nothing matches it; making it costs nothing,
+// unlike hashing a random password, which matters for reloads at high cost.
+func dummyHash(cost int) []byte {
+	var salt [16]byte
+	var sum [23]byte
+	_, _ = rand.Read(salt[:]) // crypto/rand.Read never fails since Go 1.24
+	_, _ = rand.Read(sum[:])
+	return fmt.Appendf(nil, "$2a$%02d$%s%s", cost, bcryptEncoding.EncodeToString(salt[:]), bcryptEncoding.EncodeToString(sum[:]))
+}
+
+// Authorize decides whether r may proceed, from its Authorization header and its
+// RemoteAddr. It never blocks on other requests: bcrypt runs at most Workers at a
+// time, and a request that would have to wait for a worker is answered busy.
+//
+// When no users are configured it allows the request (OutcomeNotRequired): the
+// caller must then require verified client certificates at the TLS layer, and must
+// never run with neither.
+//
+// The order of checks, and why:
+//  1. A known-good credential is allowed from memory, even from an address in
+//     back-off: a client with the right password is never locked out.
+//  2. A credential bcrypt already rejected is refused from memory (401, or 429 if
+//     the address is in back-off); it costs no bcrypt and is not charged to the
+//     address, so repeating one wrong password neither burns CPU nor uses up the
+//     address's next check.
+//  3. An address in back-off gets 429 with the seconds left in Retry-After.
+//  4. Malformed credentials and passwords over 72 bytes are refused without
+//     bcrypt but charged like wrong passwords.
+//  5. Otherwise the request takes a bcrypt worker (or is busy) and is charged to
+//     its address before bcrypt runs, so simultaneous requests cannot share one
+//     window.
+//
+// A right password this process has not seen yet (say, Prometheus right after a
+// restart, behind the same NAT address as an attacker) is checked at the first
+// request with a new credential after the address's window opens (at most 60 s).
+// Against a flood that repeats its guesses it therefore gets through within one
+// window, because repeats do not take the check (step 2). Against a flood of ever
+// new guesses from the same address it competes for each window's single check:
+// that is the price of bounding guesses per address, and the ways out are another
+// source address, a client certificate, or a credential verified before the
+// flood began (the known-good cache survives reloads).
+func (v *Verifier) Authorize(r *http.Request) Result {
+	now := v.now()
+	v.log.flush(now)
+	set := v.users.Load()
+	if set.users.Len() == 0 {
+		return Result{outcome: OutcomeNotRequired}
+	}
+	values := r.Header.Values("Authorization")
+	var (
+		c      credentials
+		reason string
+	)
+	switch len(values) {
+	case 0:
+		// Not an attempt (browsers ask first without credentials): not charged.
+		return v.deny(now, r, "", OutcomeUnauthorized, reasonNoCredentials, 0)
+	case 1:
+		c, reason = parseAuthorization(values[0])
+	default:
+		reason = reasonManyHeaders
+	}
+	u, known := set.users.lookup(c.user)
+	var key digest
+	if reason == "" {
+		key = v.credentialDigest(c.user, u.hash, c.password)
+	} else {
+		key = v.rawDigest(strings.Join(values, "\n"))
+	}
+
+	if reason == "" && known {
+		if _, ok := v.good.Get(key); ok {
+			v.metrics.attempt(OutcomeOKCached)
+			return Result{outcome: OutcomeOKCached, user: c.user}
+		}
+	}
+	client := clientKey(r.RemoteAddr)
+	if v.bad.Contains(key) {
+		if wait := v.backoff.wait(client, now); wait > 0 {
+			return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+		}
+		return v.deny(now, r, c.user, OutcomeUnauthorized, "repeated a rejected credential", 0)
+	}
+	if wait := v.backoff.wait(client, now); wait > 0 {
+		return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+	}
+	if reason != "" {
+		if wait := v.backoff.charge(client, now); wait > 0 {
+			return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+		}
+		v.bad.Add(key, struct{}{})
+		return v.deny(now, r, c.user, OutcomeUnauthorized, reason, 0)
+	}
+
+	select {
+	case v.slots <- struct{}{}:
+	default:
+		return v.deny(now, r, c.user, OutcomeBusy, "all bcrypt workers busy", time.Second)
+	}
+	if wait := v.backoff.charge(client, now); wait > 0 {
+		<-v.slots
+		return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+	}
+	hash := u.hash
+	if !known {
+		hash = set.dummy
+	}
+	err := v.runBcrypt(hash, []byte(c.password))
+	if known && err == nil {
+		v.good.Add(key, struct{}{})
+		v.backoff.reset(client)
+		v.metrics.attempt(OutcomeOK)
+		_ = level.Debug(v.logger).Log("msg", "credential verified", "client", r.RemoteAddr, "user", logSafeUser(c.user))
+		return Result{outcome: OutcomeOK, user: c.user}
+	}
+	v.bad.Add(key, struct{}{})
+	why := "wrong password"
+	if !known {
+		why = "unknown user"
+	}
+	return v.deny(now, r, c.user, OutcomeUnauthorized, why, 0)
+}
+
+// runBcrypt compares on the slot the caller holds and releases it, even if the
+// comparison panics.
+func (v *Verifier) runBcrypt(hash, password []byte) error {
+	defer func() { <-v.slots }()
+	v.metrics.bcryptChecks.Inc()
+	return v.compare(hash, password)
+}
+
+// deny counts, logs and returns a denial. wait is rounded up to whole seconds for
+// Retry-After (at least 1 for throttled and busy).
+func (v *Verifier) deny(now time.Time, r *http.Request, userName, outcome, reason string, wait time.Duration) Result {
+	v.metrics.attempt(outcome)
+	v.log.failed(now, r.RemoteAddr, userName, outcome, reason)
+	res := Result{outcome: outcome, realm: v.realm}
+	if outcome == OutcomeThrottled || outcome == OutcomeBusy {
+		res.retryAfter = max(1, int((wait+time.Second-1)/time.Second))
+	}
+	return res
+}
+
+// credentialDigest is the cache key of a credential: an HMAC over the user name,
+// the configured hash (so a changed hash invalidates it; nil for an unknown user)
+// and the password, each length-prefixed so that no two triples collide.
+func (v *Verifier) credentialDigest(userName string, hash []byte, password string) digest {
+	return v.mac(1, []byte(userName), hash, []byte(password))
+}
+
+// rawDigest is the cache key of a header that held no usable credential.
+func (v *Verifier) rawDigest(raw string) digest {
+	return v.mac(2, []byte(raw))
+}
+
+func (v *Verifier) mac(domain byte, parts ...[]byte) digest {
+	m := v.macs.Get().(hash.Hash)
+	defer v.macs.Put(m)
+	m.Reset()
+	m.Write([]byte{domain})
+	var n [4]byte
+	for _, p := range parts {
+		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
+		m.Write(n[:])
+		m.Write(p)
+	}
+	var d digest
+	m.Sum(d[:0])
+	return d
+}

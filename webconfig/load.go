@@ -1,0 +1,441 @@
+// Package webconfig loads the exporter-toolkit web configuration
+// (--web.config.file) that metrics-proxy serves with: TLS settings, basic-auth
+// users and HTTP headers.
+//
+// exporter-toolkit itself re-reads and re-parses the file on every request and
+// every TLS handshake, so a half-written or broken edit turns every request into
+// a 500 and every handshake into disk I/O. This package reads the file and the
+// files it names once, validates everything the toolkit would refuse (and a few
+// traps it would silently accept), builds the *tls.Config and the user table
+// once, and hands out that immutable snapshot. A Store keeps the last good
+// snapshot across reloads, so a broken edit is logged and counted but never
+// served.
+package webconfig
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/alloyci/hardened-runner/auth"
+	config_util "github.com/prometheus/common/config"
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v2"
+)
+
+// maxFileSize bounds every read. The files are a few KiB; the bound keeps a
+// mistaken path (a log file, /dev/zero) from exhausting memory or hanging a
+// reload.
+const maxFileSize = 1 << 20
+
+// Config is one validated, immutable snapshot of the web config and of every
+// file it names, as read at one moment. Nothing in it touches the disk again,
+// so it is safe to use on every request and handshake from many goroutines.
+// Do not modify it; a reload produces a new Config.
+type Config struct {
+	// Path is the config file as given to Load.
+	Path string
+	// Web is the decoded file with exporter-toolkit's defaults applied and
+	// relative paths resolved against the config file's directory. It holds
+	// the password hashes and any inline key: never log it.
+	Web *web.Config
+	// TLS is the server TLS configuration, certificate already loaded; nil
+	// when the file configures no TLS (plain HTTP).
+	TLS *tls.Config
+	// Users verifies basic-auth credentials; it is built even when no users
+	// are configured, see HasUsers.
+	Users *auth.Users
+	// NotAfter is the expiry of the served certificate; zero without TLS.
+	NotAfter time.Time
+	// Files lists the files this snapshot was built from: the config file,
+	// then cert_file, key_file and client_ca_file when set. A change to any
+	// of them is a reason to reload.
+	Files []string
+	// Warnings are problems that do not stop the config from being served
+	// (expired certificate, cheap bcrypt cost, basic auth over plain HTTP).
+	// The Store logs them at level warn.
+	Warnings []string
+
+	// reads is what was read from disk, to tell later whether anything changed.
+	reads []fileRead
+}
+
+// TLSEnabled reports whether the config serves HTTPS. The proxy refuses to
+// listen on a non-loopback address without it.
+func (c *Config) TLSEnabled() bool { return c != nil && c.TLS != nil }
+
+// HasUsers reports whether basic_auth_users is configured, i.e. whether
+// requests must carry a valid password.
+func (c *Config) HasUsers() bool { return c != nil && c.Web != nil && len(c.Web.Users) > 0 }
+
+// VerifiesClientCerts reports whether every connection must present a client
+// certificate signed by the configured client CA (client_auth_type
+// RequireAndVerifyClientCert). Only then do client certificates count as
+// authentication: the weaker modes accept any or no certificate.
+func (c *Config) VerifiesClientCerts() bool {
+	return c.TLSEnabled() && c.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+}
+
+// Load reads the web config at path and every file it names, validates them
+// and builds the TLS configuration and user table once. It returns an error
+// listing every reason the file is refused; each reason names the file and
+// what to change, and none contains a password hash or key material.
+func Load(path string) (*Config, error) {
+	return load(path, time.Now())
+}
+
+// load is Load with an explicit clock, which the Store passes in.
+func load(path string, now time.Time) (*Config, error) {
+	l := newLoader(path, now, false)
+	cfg := l.run()
+	if len(l.problems) > 0 {
+		return nil, problemList(l.problems)
+	}
+	return cfg, nil
+}
+
+// loader collects every problem in one pass, so that Check can list them all
+// instead of making the operator fix them one reload at a time.
+type loader struct {
+	path string
+	now  time.Time
+	// strict turns the warnings that make a config unfit for production
+	// (cheap bcrypt cost, certificate outside its validity) into problems.
+	strict bool
+
+	problems []error
+	warnings []string
+	reads    []fileRead
+}
+
+func newLoader(path string, now time.Time, strict bool) *loader {
+	return &loader{path: path, now: now, strict: strict}
+}
+
+// problem records a reason to refuse the file, prefixed with the file's name
+// and scrubbed of anything that looks like a secret.
+func (l *loader) problem(format string, args ...any) {
+	l.problems = append(l.problems, errors.New(redact(l.path+": "+fmt.Sprintf(format, args...))))
+}
+
+// warn records a weakness that does not stop the config from being served, or
+// a problem in strict mode.
+func (l *loader) warn(format string, args ...any) {
+	if l.strict {
+		l.problem(format, args...)
+		return
+	}
+	l.warnings = append(l.warnings, redact(l.path+": "+fmt.Sprintf(format, args...)))
+}
+
+// readFile reads one file the config depends on, records what it read for
+// change detection, and reports a problem naming the role of the file (the
+// YAML key that names it) when it cannot be read.
+func (l *loader) readFile(role, path string) ([]byte, bool) {
+	b, err := readLimited(path)
+	l.reads = append(l.reads, newFileRead(path, b, err))
+	if err == nil {
+		return b, true
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if role == "" {
+			l.problem("the file does not exist; check --web.config.file")
+		} else {
+			l.problem("%s %q does not exist; fix the path (a relative path is resolved against the config file's directory)", role, path)
+		}
+	case errors.Is(err, fs.ErrPermission):
+		l.problem("%s%q cannot be read: permission denied; make it readable by the user metrics-proxy runs as", rolePrefix(role), path)
+	default:
+		l.problem("%s%q cannot be read: %v", rolePrefix(role), path, unwrapPathError(err))
+	}
+	return nil, false
+}
+
+func rolePrefix(role string) string {
+	if role == "" {
+		return "file "
+	}
+	return role + " "
+}
+
+// unwrapPathError drops the operation and path from an *fs.PathError, which
+// the caller already names.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// readLimited reads at most maxFileSize bytes and refuses anything larger.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxFileSize {
+		return nil, fmt.Errorf("larger than %d bytes; is this the right file?", maxFileSize)
+	}
+	return b, nil
+}
+
+// run performs every check and returns the snapshot, which is only meaningful
+// when no problem was recorded.
+func (l *loader) run() *Config {
+	content, ok := l.readFile("", l.path)
+	if !ok {
+		return nil
+	}
+	wc, ok := l.decode(content)
+	if !ok {
+		return nil
+	}
+	l.checkHeaders(wc.HTTPConfig.Header)
+	l.checkRateLimit(wc.RateLimiterConfig)
+	tlsCfg, notAfter := l.buildTLS(&wc.TLSConfig, wc.HTTPConfig.HTTP2)
+	users := l.buildUsers(wc.Users)
+	if len(wc.Users) > 0 && !wc.TLSConfig.IsEnabled() {
+		l.warnings = append(l.warnings, l.path+": basic_auth_users without tls_server_config: passwords cross the network in clear text; configure tls_server_config")
+	}
+	files := make([]string, 0, len(l.reads))
+	for _, r := range l.reads {
+		files = append(files, r.path)
+	}
+	return &Config{
+		Path:     l.path,
+		Web:      wc,
+		TLS:      tlsCfg,
+		Users:    users,
+		NotAfter: notAfter,
+		Files:    files,
+		Warnings: l.warnings,
+		reads:    l.reads,
+	}
+}
+
+// decode parses the YAML exactly as exporter-toolkit does: its defaults,
+// strict decoding (an unknown key is an error, so a misspelt cert_file cannot
+// silently turn TLS off), and paths relative to the config file's directory.
+// A decode error is terminal: nothing after it would be meaningful.
+func (l *loader) decode(content []byte) (*web.Config, bool) {
+	var probe any
+	if err := yaml.Unmarshal(content, &probe); err == nil && probe == nil {
+		// exporter-toolkit serves an empty file as plain HTTP without
+		// authentication. An empty file is what a truncated write looks
+		// like, so refuse it rather than drop TLS and passwords.
+		l.problem("the file is empty; configure tls_server_config and/or basic_auth_users")
+		return nil, false
+	}
+	c := &web.Config{
+		// The toolkit also defaults prefer_server_cipher_suites to true; the
+		// field is deprecated and ignored, so its default does not matter.
+		TLSConfig: web.TLSConfig{
+			MinVersion: tls.VersionTLS12,
+			MaxVersion: tls.VersionTLS13,
+		},
+		HTTPConfig: web.HTTPConfig{HTTP2: true},
+	}
+	if err := yaml.UnmarshalStrict(content, c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, e := range te.Errors {
+				l.problem("%s", describeYAMLTypeError(e))
+			}
+		} else {
+			msg := strings.TrimPrefix(err.Error(), "yaml: ")
+			if strings.HasPrefix(msg, "line ") {
+				l.problem("invalid YAML: %s", msg)
+			} else {
+				l.problem("invalid value: %s; see exporter-toolkit's web configuration documentation for the accepted values", msg)
+			}
+		}
+		return nil, false
+	}
+	c.TLSConfig.SetDirectory(filepath.Dir(l.path))
+	return c, true
+}
+
+var unknownFieldRE = regexp.MustCompile(`^line (\d+): field (.*) not found in type (\S+)$`)
+
+// describeYAMLTypeError rewrites yaml.v2's Go-centric messages in terms of the
+// file's own keys, keeping the line number as yaml.v2 reports it.
+func describeYAMLTypeError(e string) string {
+	m := unknownFieldRE.FindStringSubmatch(e)
+	if m == nil {
+		return e
+	}
+	section := "the top level"
+	switch m[3] {
+	case "web.TLSConfig":
+		section = "tls_server_config"
+	case "web.HTTPConfig":
+		section = "http_server_config"
+	case "web.RateLimiterConfig":
+		section = "rate_limit"
+	}
+	return fmt.Sprintf("line %s: unknown key %q in %s; fix its spelling or remove it", m[1], m[2], section)
+}
+
+// allowedHeaderValues mirrors exporter-toolkit's extraHTTPHeaders (web/handler.go,
+// validateHeaderConfig): the only response headers a web config may set, and
+// for some of them the only values. It is a function, not a map variable, so
+// that the package holds no mutable state.
+func allowedHeaderValues(name string) ([]string, bool) {
+	switch name {
+	case "Strict-Transport-Security", "X-XSS-Protection", "Content-Security-Policy":
+		return nil, true
+	case "X-Content-Type-Options":
+		return []string{"nosniff"}, true
+	case "X-Frame-Options":
+		return []string{"deny", "sameorigin"}, true
+	}
+	return nil, false
+}
+
+// checkHeaders replicates exporter-toolkit's validateHeaderConfig, reporting
+// every bad header rather than the first one the map iteration happens to hit.
+func (l *loader) checkHeaders(headers map[string]string) {
+	names := make([]string, 0, len(headers))
+	for k := range headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		values, ok := allowedHeaderValues(k)
+		if !ok {
+			l.problem("http_server_config.headers: HTTP header %q can not be configured; allowed are Content-Security-Policy, Strict-Transport-Security, X-Content-Type-Options, X-Frame-Options and X-XSS-Protection", k)
+			continue
+		}
+		if len(values) == 0 {
+			continue
+		}
+		v := headers[k]
+		allowed := false
+		for _, a := range values {
+			allowed = allowed || v == a
+		}
+		if !allowed {
+			l.problem("http_server_config.headers: invalid value %q for %s; use one of %q", v, k, values)
+		}
+	}
+}
+
+// checkRateLimit refuses rate_limit settings that exporter-toolkit accepts but
+// that break the server: with an interval and no burst every request is 429.
+func (l *loader) checkRateLimit(r web.RateLimiterConfig) {
+	if r.Interval < 0 {
+		l.problem("rate_limit.interval %s is negative; use a positive duration or remove rate_limit", r.Interval)
+	}
+	if r.Burst < 0 {
+		l.problem("rate_limit.burst %d is negative; use at least 1", r.Burst)
+	}
+	if r.Interval > 0 && r.Burst == 0 {
+		l.problem("rate_limit.burst is 0 with an interval set, which refuses every request; set burst to at least 1")
+	}
+}
+
+// buildUsers validates the password hashes through package auth, which owns
+// the rules (well-formed bcrypt, sane cost, not the example hash), and reports
+// cheap costs. When one user's hash is refused, the others are still checked
+// for cost one by one, so that Check lists everything in one go.
+func (l *loader) buildUsers(m map[string]config_util.Secret) *auth.Users {
+	plain := make(map[string]string, len(m))
+	for name, h := range m {
+		plain[name] = string(h)
+	}
+	users, err := auth.ParseUsers(plain)
+	if err == nil {
+		l.warnWeak(users)
+		return users
+	}
+	var multi interface{ Unwrap() []error }
+	if errors.As(err, &multi) {
+		for _, e := range multi.Unwrap() {
+			l.problem("%v", e)
+		}
+	} else {
+		l.problem("%v", err)
+	}
+	names := make([]string, 0, len(plain))
+	for name := range plain {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if one, err := auth.ParseUsers(map[string]string{name: plain[name]}); err == nil {
+			l.warnWeak(one)
+		}
+	}
+	return nil
+}
+
+// warnWeak reports users whose bcrypt cost is below auth.RecommendedMinCost:
+// a stolen config file would make offline guessing of their passwords cheap.
+func (l *loader) warnWeak(users *auth.Users) {
+	for _, name := range users.Weak(auth.RecommendedMinCost) {
+		cost, _ := users.Cost(name)
+		l.warn("user %q: bcrypt cost %d is below %d; regenerate with metrics-proxy hash-password", name, cost, auth.RecommendedMinCost)
+	}
+}
+
+// fileRead is what one read of a dependency returned: enough to tell later
+// whether the file changed, without keeping its contents (which may be a key).
+type fileRead struct {
+	path string
+	sum  [sha256.Size]byte
+	err  string
+}
+
+func newFileRead(path string, b []byte, err error) fileRead {
+	r := fileRead{path: path}
+	switch {
+	case err == nil:
+		r.sum = sha256.Sum256(b)
+	case errors.Is(err, fs.ErrNotExist):
+		r.err = "missing"
+	default:
+		r.err = unwrapPathError(err).Error()
+	}
+	return r
+}
+
+// fingerprint condenses a set of reads into one comparable value.
+func fingerprint(reads []fileRead) [sha256.Size]byte {
+	h := sha256.New()
+	for _, r := range reads {
+		h.Write([]byte(r.path))
+		h.Write([]byte{0})
+		h.Write(r.sum[:])
+		h.Write([]byte(r.err))
+		h.Write([]byte{0})
+	}
+	var out [sha256.Size]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+// rereadAll reads the given paths again, as they are now.
+func rereadAll(paths []string) []fileRead {
+	out := make([]fileRead, 0, len(paths))
+	for _, p := range paths {
+		b, err := readLimited(p)
+		out = append(out, newFileRead(p, b, err))
+	}
+	return out
+}

@@ -1,0 +1,181 @@
+package webconfig
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// StoreOptions configures a Store. Every field is optional.
+type StoreOptions struct {
+	// Logger receives reload outcomes and config warnings; nil discards them.
+	Logger log.Logger
+	// Registerer, when set, gets the reload and certificate metrics.
+	Registerer prometheus.Registerer
+	// Now is the clock for certificate validity and reload timestamps;
+	// nil means time.Now.
+	Now func() time.Time
+	// OnChange is called after each successful reload with the new Config,
+	// not for the initial load. Calls are serialised with reloads: it must
+	// not call Reload.
+	OnChange func(*Config)
+	// Accept, when set, is an extra condition every Config must meet, the
+	// initial one included, before it is served. metrics-proxy passes its
+	// listen policy (a public address needs TLS and authentication) so that a
+	// reload, or a truncated write that still parses, can never strip
+	// authentication from a running public listener.
+	Accept func(*Config) error
+	// Debounce is how long Watch waits for a burst of file events to settle
+	// before reloading (editors write in several steps); default 100ms.
+	Debounce time.Duration
+	// PollInterval is how often Watch compares the files' contents as a safety
+	// net for changes fsnotify cannot see (network file systems, bind mounts,
+	// watch limits); default 30s.
+	PollInterval time.Duration
+}
+
+// Store holds the current Config and replaces it only with a valid one. Reads
+// (Current, and every TLS handshake through ServerTLSConfig) are a single
+// atomic load; reloads are serialised.
+type Store struct {
+	path string
+	opts StoreOptions
+	cur  atomic.Pointer[Config]
+
+	// mu serialises reloads and guards the fields below it.
+	mu sync.Mutex
+	// attempted is what the last load attempt read, successful or not, so
+	// that Watch reloads only when something actually changed and a broken
+	// file is reported once, not on every poll.
+	attemptedFiles []string
+	attemptedSum   [sha256.Size]byte
+
+	stats reloadStats
+}
+
+// reloadStats backs the metrics; atomics so that a scrape never waits for a
+// reload that is reading files.
+type reloadStats struct {
+	successes           atomic.Uint64
+	failures            atomic.Uint64
+	lastOK              atomic.Bool
+	lastSuccessUnixNano atomic.Int64
+}
+
+// NewStore loads the web config at path. An error means the file is refused
+// and the caller should refuse to start: there is no last good config yet.
+func NewStore(path string, opts StoreOptions) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = log.NewNopLogger()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 30 * time.Second
+	}
+	s := &Store{path: path, opts: opts}
+	now := opts.Now()
+	cfg, err := load(path, now)
+	if err == nil && opts.Accept != nil {
+		err = opts.Accept(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(cfg)
+	s.attemptedFiles, s.attemptedSum = cfg.Files, fingerprint(cfg.reads)
+	s.stats.lastOK.Store(true)
+	s.stats.lastSuccessUnixNano.Store(now.UnixNano())
+	s.logWarnings(cfg)
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(&collector{s: s}); err != nil {
+			return nil, fmt.Errorf("webconfig: registering metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Current returns the config in force. It never returns nil and never blocks.
+func (s *Store) Current() *Config { return s.cur.Load() }
+
+// Path returns the config file the store watches.
+func (s *Store) Path() string { return s.path }
+
+// Reload loads the file anew and, if it is valid, makes it current. If not,
+// the error is logged and counted and the last good config keeps serving;
+// the error is returned too, for a caller that reports it (such as a SIGHUP
+// handler that also logs). Safe to call from any goroutine.
+func (s *Store) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reloadLocked()
+}
+
+func (s *Store) reloadLocked() error {
+	now := s.opts.Now()
+	l := newLoader(s.path, now, false)
+	cfg := l.run()
+	s.attemptedFiles = make([]string, len(l.reads))
+	for i, r := range l.reads {
+		s.attemptedFiles[i] = r.path
+	}
+	s.attemptedSum = fingerprint(l.reads)
+
+	var err error
+	if len(l.problems) > 0 {
+		err = problemList(l.problems)
+	} else if err = s.compatible(cfg); err == nil && s.opts.Accept != nil {
+		err = s.opts.Accept(cfg)
+	}
+	if err != nil {
+		s.stats.failures.Add(1)
+		s.stats.lastOK.Store(false)
+		level.Error(s.opts.Logger).Log("msg", "Web config reload failed; still serving the last good config", "file", s.path, "err", err)
+		return err
+	}
+	s.cur.Store(cfg)
+	s.stats.successes.Add(1)
+	s.stats.lastOK.Store(true)
+	s.stats.lastSuccessUnixNano.Store(now.UnixNano())
+	level.Info(s.opts.Logger).Log("msg", "Web config reloaded", "file", s.path, "tls", cfg.TLSEnabled(), "users", len(cfg.Web.Users))
+	s.logWarnings(cfg)
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(cfg)
+	}
+	return nil
+}
+
+// compatible refuses changes that a running listener cannot take: whether it
+// speaks TLS, and whether it offers HTTP/2, are fixed when it starts.
+// Applying half of such a change would leave the listener serving something
+// else than the file says.
+func (s *Store) compatible(next *Config) error {
+	cur := s.Current()
+	if cur.TLSEnabled() != next.TLSEnabled() {
+		if next.TLSEnabled() {
+			return errors.New(s.path + ": turning TLS on needs a restart of metrics-proxy; the listener was started without TLS")
+		}
+		return errors.New(s.path + ": turning TLS off needs a restart of metrics-proxy; the listener was started with TLS")
+	}
+	if cur.TLSEnabled() && cur.Web.HTTPConfig.HTTP2 != next.Web.HTTPConfig.HTTP2 {
+		return errors.New(s.path + ": changing http_server_config.http2 needs a restart of metrics-proxy")
+	}
+	return nil
+}
+
+func (s *Store) logWarnings(cfg *Config) {
+	for _, w := range cfg.Warnings {
+		level.Warn(s.opts.Logger).Log("msg", "Web config weakness", "warning", w)
+	}
+}

@@ -1,0 +1,80 @@
+// Command metrics-proxy is the one door from the network to the runner's
+// metrics: TLS and basic auth in the Prometheus exporter-toolkit web-config
+// format, in front of alloy-runner's loopback-only metrics server.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/alloyci/hardened-runner/logging"
+	"github.com/alloyci/hardened-runner/proxy"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	app := kingpin.New("metrics-proxy", "TLS and basic-auth proxy in front of alloy-runner's loopback-only metrics server.")
+	app.Version(version.Print("metrics-proxy"))
+	app.HelpFlag.Short('h')
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	logCfg := logging.AddFlags(app)
+	webFlags := kingpinflag.AddFlags(app, ":9253")
+
+	// Flags of the server, at the top level as exporters have them.
+	var s serveConfig
+	s.web = webFlags
+	app.Flag("upstream.url", "URL of alloy-runner's metrics server: http://host:port or unix:/path.").
+		Default(proxy.DefaultUpstream).StringVar(&s.upstream)
+	app.Flag("upstream.timeout", "Longest wait for the upstream; a scrape's X-Prometheus-Scrape-Timeout-Seconds shortens it.").
+		Default(proxy.DefaultTimeout.String()).DurationVar(&s.upstreamTimeout)
+	app.Flag("upstream.max-response-bytes", "Largest upstream response passed on; a larger one fails the scrape.").
+		Default(fmt.Sprint(proxy.DefaultMaxResponseBytes)).Int64Var(&s.maxResponseBytes)
+	app.Flag("web.allowed-path", "Upstream path clients may read (repeatable). Exactly /metrics by default; a path ending in / allows its subtree, e.g. /debug/pprof/.").
+		Default("/metrics").StringsVar(&s.allowedPaths)
+	app.Flag("web.read-header-timeout", "Longest time a client may take to send its request headers.").
+		Default("10s").DurationVar(&s.readHeaderTimeout)
+	app.Flag("web.tls-handshake-timeout", "Longest time a client may take to finish the TLS handshake.").
+		Default("10s").DurationVar(&s.handshakeTimeout)
+	app.Flag("web.idle-timeout", "How long an idle keep-alive connection stays open.").
+		Default("2m").DurationVar(&s.idleTimeout)
+	app.Flag("web.max-header-bytes", "Largest request header block accepted (larger ones get 431).").
+		Default("8192").IntVar(&s.maxHeaderBytes)
+	app.Flag("web.max-connections", "Most connections open at once, TLS handshakes included; more wait in the kernel's backlog.").
+		Default("1024").IntVar(&s.maxConnections)
+	app.Flag("web.bcrypt-workers", "Most bcrypt comparisons at once; a request needing another is answered 429 at once. 0 means the number of CPUs.").
+		Default("0").IntVar(&s.bcryptWorkers)
+
+	serveCmd := app.Command("serve", "Serve the proxy (the default command).").Default()
+	hashCmd := app.Command("hash-password", "Read a password on standard input and print its bcrypt hash for basic_auth_users.")
+	cost := hashCmd.Flag("cost", "bcrypt cost (10 to 16; each step doubles the work of every check).").Default("10").Int()
+	checkCmd := app.Command("check-config", "Check --web.config.file as the server would, and list every reason it would be refused.")
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "metrics-proxy: %v; see metrics-proxy --help\n", err)
+		return 2
+	}
+	logger, err := logging.New(*logCfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "metrics-proxy: %v\n", err)
+		return 2
+	}
+	switch cmd {
+	case hashCmd.FullCommand():
+		return hashPassword(stdin, stdout, stderr, *cost)
+	case checkCmd.FullCommand():
+		return checkConfig(stdout, stderr, *webFlags.WebConfigFile, *webFlags.WebListenAddresses, *webFlags.WebSystemdSocket)
+	case serveCmd.FullCommand():
+		return serve(logger, s)
+	}
+	return 2
+}

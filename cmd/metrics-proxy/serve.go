@@ -237,6 +237,9 @@ func listen(f *web.FlagConfig) ([]net.Listener, error) {
 	}
 	var ls []net.Listener
 	for _, addr := range *f.WebListenAddresses {
+		if strings.HasPrefix(addr, "vsock://") {
+			return nil, fmt.Errorf("--web.listen-address %s: vsock listeners are not supported by metrics-proxy; use host:port", addr)
+		}
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			for _, l := range ls {

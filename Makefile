@@ -23,11 +23,12 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) 
 
 .PHONY: all build test lint fuzz bench run install clean
 
+
+all: build
+
 # A secured demo: runner on loopback, metrics-proxy with TLS and basic auth.
 run: build
 	./scripts/demo.sh
-
-all: build
 
 # Every command under cmd/ is built; cmd/runner is installed as alloy-runner.
 build:
@@ -56,6 +57,61 @@ fuzz:
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$t/*_test.go | sed 's/func //'); do \
 	    echo "== $$t $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t; \
 	  done; done
+
+# `make install`: binaries, systemd units, sysusers.d/tmpfiles.d entries and
+# docs under PREFIX; the example configs under SYSCONFDIR, only where no config
+# exists yet (an existing one is never overwritten). DESTDIR stages the whole
+# tree elsewhere, for packaging; without DESTDIR, as root, it also creates the
+# users (systemd-sysusers) and /run/alloy-runner (systemd-tmpfiles).
+# The units name the binaries by INSTALL_BINDIR, filled in here (@BINDIR@).
+INSTALL        ?= install
+INSTALL_BINDIR ?= $(PREFIX)/bin
+UNITDIR        ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR    ?= $(PREFIX)/lib/tmpfiles.d
+DOCDIR         ?= $(PREFIX)/share/doc/alloy-runner
+SYSCONFDIR     ?= /etc
+UNIT_SUBST      = sed -e 's|@BINDIR@|$(INSTALL_BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(INSTALL_BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 0755 $(BINDIR)/alloy-runner $(BINDIR)/metrics-proxy $(DESTDIR)$(INSTALL_BINDIR)/
+	@set -e; for u in alloy-runner.service metrics-proxy.service metrics-proxy.socket; do \
+	  echo "install systemd/$$u -> $(DESTDIR)$(UNITDIR)/$$u"; \
+	  $(UNIT_SUBST) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp; mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	$(INSTALL) -m 0644 systemd/alloy-runner.sysusers $(DESTDIR)$(SYSUSERSDIR)/alloy-runner.conf
+	$(INSTALL) -m 0644 systemd/alloy-runner.tmpfiles $(DESTDIR)$(TMPFILESDIR)/alloy-runner.conf
+	@set -e; for f in systemd/*.d/*.example; do \
+	  d=$(DESTDIR)$(DOCDIR)/examples/$${f#systemd/}; $(INSTALL) -d $$(dirname $$d); \
+	  $(UNIT_SUBST) $$f > $$d; chmod 0644 $$d; \
+	done
+	$(INSTALL) -m 0644 systemd/README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(INSTALL) -m 0644 examples/config.toml examples/nftables-metrics-proxy.nft $(DESTDIR)$(DOCDIR)/examples/
+	@if [ -f web-config.yml.example ]; then $(INSTALL) -m 0644 web-config.yml.example $(DESTDIR)$(DOCDIR)/examples/; fi
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  echo "systemd-sysusers $(SYSUSERSDIR)/alloy-runner.conf"; systemd-sysusers $(SYSUSERSDIR)/alloy-runner.conf; \
+	  echo "systemd-tmpfiles --create $(TMPFILESDIR)/alloy-runner.conf"; systemd-tmpfiles --create $(TMPFILESDIR)/alloy-runner.conf; \
+	fi
+	@set -e; \
+	config() { \
+	  src=$$1 dst=$(DESTDIR)$(SYSCONFDIR)/$$2 group=$$3 dirmode=$$4; dir=$$(dirname $$dst); \
+	  if [ ! -f "$$src" ]; then echo "no $$src in this tree: write $$dst yourself"; return 0; fi; \
+	  if [ -e "$$dst" ] || [ -L "$$dst" ]; then echo "kept existing $$dst (not overwritten)"; return 0; fi; \
+	  new_dir=; if [ ! -d "$$dir" ]; then $(INSTALL) -d -m $$dirmode "$$dir"; new_dir=$$dir; fi; \
+	  $(INSTALL) -m 0640 "$$src" "$$dst"; echo "install $$src -> $$dst"; \
+	  if [ -z "$(DESTDIR)" ] && getent group $$group >/dev/null; then chgrp $$group "$$dst" $$new_dir; \
+	  else echo "  make it readable by its service: chgrp $$group $(SYSCONFDIR)/$$2"; fi; \
+	}; \
+	config examples/config.toml alloy-runner/config.toml alloy-runner 0755; \
+	config web-config.yml.example metrics-proxy/web-config.yml metrics-proxy 0750
+	@if [ -z "$(DESTDIR)" ]; then \
+	  echo "next: edit $(SYSCONFDIR)/alloy-runner/config.toml and $(SYSCONFDIR)/metrics-proxy/web-config.yml, then"; \
+	  echo "  systemctl daemon-reload && systemctl enable --now alloy-runner.service metrics-proxy.service"; \
+	  echo "  (see $(DOCDIR)/README.md)"; \
+	fi
 
 clean:
 	rm -rf $(BINDIR)

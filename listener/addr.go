@@ -44,8 +44,10 @@ func (a Addr) String() string {
 // port means defaultPort; a port may be a service name such as "http"; IPv6
 // hosts are bracketed ("[::1]:9252"). Parse does no name resolution.
 func Parse(s, defaultPort string) (Addr, error) {
-	if strings.HasPrefix(s, unixPrefix) {
-		p := strings.TrimPrefix(s, unixPrefix)
+	// "unix:9252" is the host "unix" on port 9252, as the seed's [host]:<port>
+	// says; only a path after "unix:" makes a socket address.
+	if rest, ok := strings.CutPrefix(s, unixPrefix); ok && !isPort(rest) {
+		p := rest
 		if p == "" || !strings.HasPrefix(p, "/") {
 			return Addr{}, fmt.Errorf("address %q: a unix socket address needs an absolute path, e.g. unix:/run/alloy-runner/metrics.sock", s)
 		}
@@ -88,6 +90,12 @@ func Parse(s, defaultPort string) (Addr, error) {
 		return Addr{}, fmt.Errorf("address %q: %w", s, err)
 	}
 	return Addr{Host: host, Port: p}, nil
+}
+
+// isPort reports whether s reads as a port: a number, or a service name.
+func isPort(s string) bool {
+	_, err := parsePort(s)
+	return err == nil
 }
 
 // parsePort accepts a number from 0 to 65535 or a service name from the

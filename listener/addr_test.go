@@ -49,6 +49,10 @@ func TestParse(t *testing.T) {
 		{in: "127.0.0.1:https", want: Addr{Host: "127.0.0.1", Port: 443}},
 		{in: "127.0.0.1:0", want: Addr{Host: "127.0.0.1", Port: 0}},
 		{in: "unix:/run/alloy-runner/metrics.sock", want: Addr{Unix: "/run/alloy-runner/metrics.sock"}},
+		// A host called "unix" is still a host (found by fuzzing: String must round-trip).
+		{in: "unix:9252", want: Addr{Host: "unix", Port: 9252}},
+		{in: "unix:http", want: Addr{Host: "unix", Port: 80}},
+		{in: "unix", want: Addr{Host: "unix", Port: 9252}},
 		// Mistakes.
 		{in: "", err: "address is empty"},
 		{in: "::1", err: "IPv6 hosts must be in brackets"},

@@ -4,24 +4,14 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/version"
 
-	"github.com/alloyci/hardened-runner/builds"
 	"github.com/alloyci/hardened-runner/config"
 	"github.com/alloyci/hardened-runner/logging"
-	"github.com/alloyci/hardened-runner/metricsserver"
-	"github.com/alloyci/hardened-runner/runnermetrics"
 )
 
 const defaultConfig = "/etc/alloy-runner/config.toml"
@@ -35,13 +25,30 @@ func run(args []string) int {
 	app.Version(version.Print("alloy-runner"))
 	app.HelpFlag.Short('h')
 	logCfg := logging.AddFlags(app)
+	configFile := app.Flag("config", "Path to config.toml.").Short('c').Default(defaultConfig).String()
 
-	runCmd := app.Command("run", "Take jobs and serve metrics until stopped.")
-	configFile := runCmd.Flag("config", "Path to config.toml.").Short('c').Default(defaultConfig).String()
+	runCmd := app.Command("run", "Take jobs and serve metrics until stopped (SIGQUIT: finish running jobs, then stop; SIGTERM/SIGINT: stop now; SIGHUP: reload config.toml).")
 	var metricsFlagSet bool
 	metricsFlag := runCmd.Flag("metrics-server",
 		"Metrics server address [host]:<port> or unix:/path; loopback only; overrides metrics_server in config.toml; empty disables.").
 		IsSetByUser(&metricsFlagSet).String()
+
+	regCmd := app.Command("register", "Register this runner with a coordinator and add it to config.toml.")
+	var reg registerFlags
+	regCmd.Flag("url", "The coordinator's URL, e.g. https://alloy.example.com/.").Required().StringVar(&reg.url)
+	regCmd.Flag("registration-token", "The registration token from the coordinator (or $REGISTRATION_TOKEN, which keeps it out of the process list).").
+		Envar("REGISTRATION_TOKEN").Required().StringVar(&reg.token)
+	regCmd.Flag("description", "The runner's name, in config.toml and on the coordinator.").Default(hostname()).StringVar(&reg.description)
+	regCmd.Flag("tag-list", "Comma-separated tags, e.g. linux,bash.").StringVar(&reg.tags)
+	regCmd.Flag("run-untagged", "Also take jobs without tags.").BoolVar(&reg.runUntagged)
+	regCmd.Flag("locked", "Lock the runner to the project it was registered for.").BoolVar(&reg.locked)
+	regCmd.Flag("builds-dir", "Where projects are checked out.").Default(config.DefaultBuildsDir).StringVar(&reg.buildsDir)
+	regCmd.Flag("limit", "Most jobs of this runner at once (0: only concurrent limits).").Default("0").IntVar(&reg.limit)
+
+	verifyCmd := app.Command("verify", "Check every runner's token with its coordinator.")
+	unregCmd := app.Command("unregister", "Remove a runner from its coordinator and from config.toml.")
+	unregName := unregCmd.Flag("name", "The runner's name, as alloy-runner list shows it.").Required().String()
+	listCmd := app.Command("list", "List the runners in config.toml (tokens are not shown).")
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -60,79 +67,22 @@ func run(args []string) int {
 			override = metricsFlag
 		}
 		return runRunner(logger, *configFile, override)
+	case regCmd.FullCommand():
+		return register(os.Stdout, os.Stderr, *configFile, reg)
+	case verifyCmd.FullCommand():
+		return verify(os.Stdout, os.Stderr, *configFile)
+	case unregCmd.FullCommand():
+		return unregister(os.Stdout, os.Stderr, *configFile, *unregName)
+	case listCmd.FullCommand():
+		return list(os.Stdout, os.Stderr, *configFile)
 	}
 	return 2
 }
 
-// metricsAddress applies the precedence the runner's documentation gives:
-// the --metrics-server flag wins over metrics_server in config.toml.
-func metricsAddress(c *config.Config, override *string) string {
-	if override != nil {
-		return *override
-	}
-	return c.MetricsServer
-}
-
-func runRunner(logger log.Logger, configFile string, override *string) int {
-	cfg, err := config.Load(configFile)
+func hostname() string {
+	h, err := os.Hostname()
 	if err != nil {
-		level.Error(logger).Log("msg", "cannot start", "err", err)
-		return 1
+		return "alloy-runner"
 	}
-	warnUnknown(logger, configFile, cfg)
-	level.Info(logger).Log("msg", "starting alloy-runner", "version", version.Info(), "build_context", version.BuildContext(), "config", configFile, "settings", cfg.Summary())
-
-	tracker := builds.NewTracker()
-	srv := metricsserver.New(metricsserver.Options{
-		Logger:   log.With(logger, "component", "metrics-server"),
-		Gatherer: runnermetrics.NewRegistry(tracker),
-		Resolver: net.DefaultResolver,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := srv.Serve(ctx, metricsAddress(cfg, override)); err != nil {
-		level.Error(logger).Log("msg", "cannot start the metrics server", "err", err)
-		return 1
-	}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	for sig := range sigs {
-		switch sig {
-		case syscall.SIGHUP:
-			reload(ctx, logger, configFile, override, srv)
-		default:
-			level.Info(logger).Log("msg", "stopping", "signal", sig)
-			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-			srv.Shutdown(sctx)
-			scancel()
-			return 0
-		}
-	}
-	return 0
-}
-
-// reload re-reads config.toml and moves the metrics server when its address
-// changed. Anything invalid is refused and logged; what runs keeps running.
-func reload(ctx context.Context, logger log.Logger, configFile string, override *string, srv *metricsserver.Server) {
-	cfg, err := config.Load(configFile)
-	if err != nil {
-		level.Error(logger).Log("msg", "reload refused: keeping the running configuration", "err", err)
-		return
-	}
-	warnUnknown(logger, configFile, cfg)
-	if override != nil && cfg.MetricsServerSet && cfg.MetricsServer != *override {
-		level.Info(logger).Log("msg", "metrics_server in config.toml ignored: --metrics-server wins", "flag", *override)
-	}
-	if err := srv.Serve(ctx, metricsAddress(cfg, override)); err != nil {
-		level.Error(logger).Log("msg", "reload refused the new metrics_server: the metrics server keeps its address", "err", err)
-		return
-	}
-	level.Info(logger).Log("msg", "configuration reloaded", "settings", cfg.Summary())
-}
-
-func warnUnknown(logger log.Logger, file string, cfg *config.Config) {
-	for _, k := range cfg.Unknown {
-		level.Warn(logger).Log("msg", "config key not used by this runner, ignored", "file", file, "key", k)
-	}
+	return h
 }

@@ -1,0 +1,368 @@
+// Package coordinator is the runner's client for the AlloyCI coordinator API
+// (GitLab runner API v4, as /work/shared/coordinator-api.md describes):
+// registering runners, requesting jobs, and reporting their trace and state.
+//
+// Every call retries transport errors and 5xx answers with exponential
+// back-off. Errors name the call and what the coordinator answered, and never
+// contain a token: tokens travel only in request bodies and headers, and URLs
+// are shown without user information or query.
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/common/version"
+)
+
+// Errors a call can match with errors.Is.
+var (
+	// ErrForbidden: the coordinator refused the token (403). For a job call it
+	// means the job token is no longer valid and the job must stop.
+	ErrForbidden = errors.New("token refused by the coordinator (403)")
+	// ErrUnauthorized: the runner token is not known (401 on a job request).
+	ErrUnauthorized = errors.New("runner token not known to the coordinator (401)")
+	// ErrConflict: the coordinator asks to try again later (409).
+	ErrConflict = errors.New("conflict, try again later (409)")
+)
+
+// StatusError is an answer the call did not expect.
+type StatusError struct {
+	Method string
+	URL    string // without user information or query
+	Code   int
+}
+
+func (e *StatusError) Error() string {
+	hint := ""
+	switch {
+	case e.Code >= 300 && e.Code < 400:
+		hint = ": redirects are not followed; check the runner's url (scheme, host and path)"
+	case e.Code == http.StatusNotFound:
+		hint = ": check that the runner's url points at the coordinator"
+	}
+	return fmt.Sprintf("%s %s: coordinator answered %d %s%s", e.Method, e.URL, e.Code, http.StatusText(e.Code), hint)
+}
+
+// Is lets errors.Is match the sentinel errors by status code.
+func (e *StatusError) Is(target error) bool {
+	switch target {
+	case ErrForbidden:
+		return e.Code == http.StatusForbidden
+	case ErrUnauthorized:
+		return e.Code == http.StatusUnauthorized
+	case ErrConflict:
+		return e.Code == http.StatusConflict
+	}
+	return false
+}
+
+// Retry says how hard a call tries when the coordinator cannot be reached or
+// answers 5xx.
+type Retry int
+
+const (
+	// RetryBriefly makes Options.Attempts attempts: for calls the caller
+	// repeats anyway (polling, trace while the job runs).
+	RetryBriefly Retry = iota
+	// RetryPersistently keeps trying until Options.PersistWindow of back-off
+	// has passed: for a finished job's trace and state, which must survive a
+	// short outage of the coordinator.
+	RetryPersistently
+)
+
+// Info describes the runner to the coordinator on every job request.
+type Info struct {
+	Name         string          `json:"name"`
+	Version      string          `json:"version"`
+	Revision     string          `json:"revision"`
+	Platform     string          `json:"platform"`
+	Architecture string          `json:"architecture"`
+	Executor     string          `json:"executor"`
+	Shell        string          `json:"shell"`
+	Features     map[string]bool `json:"features"`
+}
+
+// DefaultInfo is this build's Info: version and revision from the
+// -ldflags of the Makefile, the shell executor with bash.
+func DefaultInfo() Info {
+	v := version.Version
+	if v == "" {
+		v = "0.0.0-dev" // a build without the Makefile's -ldflags
+	}
+	return Info{
+		Name:         "alloy-runner",
+		Version:      v,
+		Revision:     version.GetRevision(),
+		Platform:     runtime.GOOS,
+		Architecture: runtime.GOARCH,
+		Executor:     "shell",
+		Shell:        "bash",
+		Features: map[string]bool{
+			"variables":         true,
+			"masking":           true,
+			"multi_build_steps": true,
+			"cancelable":        true,
+			"trace_reset":       true,
+		},
+	}
+}
+
+// Options configures a Client. Zero values take the defaults.
+type Options struct {
+	// HTTPClient makes the requests. Default: NewHTTPClient().
+	HTTPClient *http.Client
+	// Info is sent with every job request. Default: DefaultInfo().
+	Info *Info
+	// Attempts is how many times a RetryBriefly call is tried. Default 3.
+	Attempts int
+	// PersistWindow is the total back-off a RetryPersistently call waits
+	// before it gives up. Default 10 minutes.
+	PersistWindow time.Duration
+	// MinBackoff and MaxBackoff bound the wait between two attempts, which
+	// doubles from MinBackoff. Defaults 1 s and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// Sleep waits d or until ctx is done. Tests inject one that does not
+	// wait. Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Client talks to coordinators. One Client serves every runner entry: the
+// coordinator's URL is an argument of each call. It is safe for concurrent use.
+type Client struct {
+	http          *http.Client
+	info          Info
+	attempts      int
+	persistWindow time.Duration
+	minBackoff    time.Duration
+	maxBackoff    time.Duration
+	sleep         func(ctx context.Context, d time.Duration) error
+	userAgent     string
+}
+
+// New returns a Client with opts.
+func New(opts Options) *Client {
+	c := &Client{
+		http:          opts.HTTPClient,
+		attempts:      opts.Attempts,
+		persistWindow: opts.PersistWindow,
+		minBackoff:    opts.MinBackoff,
+		maxBackoff:    opts.MaxBackoff,
+		sleep:         opts.Sleep,
+	}
+	if c.http == nil {
+		c.http = NewHTTPClient()
+	}
+	if opts.Info != nil {
+		c.info = *opts.Info
+	} else {
+		c.info = DefaultInfo()
+	}
+	if c.attempts <= 0 {
+		c.attempts = 3
+	}
+	if c.persistWindow <= 0 {
+		c.persistWindow = 10 * time.Minute
+	}
+	if c.minBackoff <= 0 {
+		c.minBackoff = time.Second
+	}
+	if c.maxBackoff < c.minBackoff {
+		c.maxBackoff = max(30*time.Second, c.minBackoff)
+	}
+	if c.sleep == nil {
+		c.sleep = sleepCtx
+	}
+	c.userAgent = fmt.Sprintf("%s %s (%s; %s/%s)", c.info.Name, c.info.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return c
+}
+
+// NewHTTPClient returns the client New uses by default: bounded connect, TLS
+// and overall times (a job request may be held by the coordinator for long
+// polling, hence the generous overall bound), TLS 1.2 or later, the
+// environment's proxy, and no redirects, because a redirect would carry the
+// JOB-TOKEN header to wherever it points.
+func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 2 * time.Minute,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 90 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   4,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// call is one API request, built again for every attempt.
+type call struct {
+	method  string
+	base    string // the runner's url from config.toml
+	path    string // below base, e.g. "api/v4/jobs/request"
+	body    []byte
+	ctype   string
+	headers map[string]string
+	retry   Retry
+}
+
+// redactURL shows u without user information, query or fragment, so an error
+// never carries credentials someone put in the runner's url.
+func redactURL(u *url.URL) string {
+	r := *u
+	r.User = nil
+	r.RawQuery = ""
+	r.ForceQuery = false
+	r.Fragment = ""
+	r.RawFragment = ""
+	return r.String()
+}
+
+// endpoint joins the runner's url and an API path.
+func endpoint(base, path string) (*url.URL, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		// The url may hold credentials: do not repeat it.
+		return nil, errors.New("the runner's url is not an http(s) URL of the coordinator, e.g. https://alloy.example.com/")
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.JoinPath(path), nil
+}
+
+// do runs c with retries and returns the final answer, whose body the caller
+// must close. 5xx answers and transport errors are retried; other answers are
+// returned as they are.
+func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
+	u, err := endpoint(c.base, c.path)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", c.method, c.path, err)
+	}
+	shown := redactURL(u)
+	backoff := cl.minBackoff
+	var slept time.Duration
+	for attempt := 1; ; attempt++ {
+		resp, err := cl.once(ctx, c, u)
+		var lastErr error
+		switch {
+		case err != nil:
+			lastErr = fmt.Errorf("%s %s: %w", c.method, shown, transportError(err))
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+			drain(resp)
+			lastErr = &StatusError{Method: c.method, URL: shown, Code: resp.StatusCode}
+		default:
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, lastErr
+		}
+		switch c.retry {
+		case RetryPersistently:
+			if slept >= cl.persistWindow {
+				return nil, fmt.Errorf("%w (gave up after %d attempts over %s of back-off)", lastErr, attempt, slept)
+			}
+		default:
+			if attempt >= cl.attempts {
+				return nil, fmt.Errorf("%w (gave up after %d attempts)", lastErr, attempt)
+			}
+		}
+		// Jitter spreads the retries of many runners after an outage.
+		d := backoff/2 + rand.N(backoff/2+1)
+		if err := cl.sleep(ctx, d); err != nil {
+			return nil, lastErr
+		}
+		slept += d
+		backoff = min(2*backoff, cl.maxBackoff)
+	}
+}
+
+func (cl *Client) once(ctx context.Context, c call, u *url.URL) (*http.Response, error) {
+	var body io.Reader
+	if c.body != nil {
+		body = bytes.NewReader(c.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, c.method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	if c.body != nil {
+		req.Header.Set("Content-Type", c.ctype)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", cl.userAgent)
+	for k, v := range c.headers {
+		req.Header.Set(k, v)
+	}
+	return cl.http.Do(req)
+}
+
+// transportError unwraps *url.Error, whose text repeats the full URL, so the
+// caller can prefix the redacted one.
+func transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// drain reads a little of an unwanted body so the connection can be reused,
+// and closes it.
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+}
+
+func jsonCall(method, base, path string, v any, retry Retry) (call, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return call{}, fmt.Errorf("%s %s: encoding the request: %w", method, path, err)
+	}
+	return call{method: method, base: base, path: path, body: b, ctype: "application/json", retry: retry}, nil
+}
+
+// decode reads a JSON body of at most limit bytes into v and closes it.
+func decode(resp *http.Response, limit int64, v any) error {
+	defer drain(resp)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	if int64(len(b)) > limit {
+		return fmt.Errorf("the answer is larger than %d bytes", limit)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding the answer: %w", err)
+	}
+	return nil
+}
+
+func unexpected(method string, resp *http.Response) error {
+	drain(resp)
+	return &StatusError{Method: method, URL: redactURL(resp.Request.URL), Code: resp.StatusCode}
+}

@@ -1,0 +1,568 @@
+// Package coordinatortest is a coordinator test double: an HTTP server on
+// 127.0.0.1 that implements the coordinator API the runner speaks, hands out
+// queued jobs, and checks everything the runner sends (tokens, Content-Range
+// contiguity, states and failure reasons, last_update, runner info). Every
+// breach of the protocol is recorded and reported as a test error when the
+// test ends.
+package coordinatortest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alloyci/hardened-runner/coordinator"
+)
+
+// RegistrationToken is the registration token the double accepts.
+const RegistrationToken = "registration-token-for-tests"
+
+// waitLimit bounds every wait, so a broken runner fails the test instead of
+// hanging it. It is a safety net, not an assertion about time.
+const waitLimit = 60 * time.Second
+
+// Server is the coordinator test double.
+type Server struct {
+	// URL is the runner url to use, e.g. http://127.0.0.1:PORT/.
+	URL string
+
+	t   testing.TB
+	srv *httptest.Server
+
+	mu         sync.Mutex
+	changed    chan struct{}
+	runners    map[string]*runner
+	jobs       map[int64]*job
+	nextID     int64
+	nextUpdate int
+	inFlight   int
+	maxFlight  int
+	calls      int
+	violations []string
+}
+
+type runner struct {
+	token      string
+	queue      []*coordinator.Job
+	lastUpdate string
+	requests   int
+	inFlight   int
+	maxFlight  int
+}
+
+type job struct {
+	spec        *coordinator.Job
+	runnerToken string
+	trace       []byte
+	status      string
+	revoked     bool
+	final       bool
+	state       string
+	reason      string
+	states      []string
+	patches     int
+	ranges      int
+	finalTries  int
+	traceInPut  bool
+	failFinal   []int
+	loseAt      int
+}
+
+// Job is what the double knows about a job.
+type Job struct {
+	// Trace is the trace as the coordinator holds it.
+	Trace string
+	// Final is true once a final state was recorded.
+	Final         bool
+	State         string
+	FailureReason string
+	// States lists every state the runner reported, in order.
+	States []string
+	// Patches counts accepted trace chunks; RangeErrors the 416 answers.
+	Patches, RangeErrors int
+	// FinalAttempts counts PUTs with a final state, failed ones included.
+	FinalAttempts int
+	// TraceInUpdate is true when a final PUT carried the whole trace.
+	TraceInUpdate bool
+}
+
+// New starts a double on 127.0.0.1; it stops, and reports protocol
+// violations, when the test ends.
+func New(t testing.TB) *Server {
+	s := &Server{
+		t:       t,
+		changed: make(chan struct{}),
+		runners: make(map[string]*runner),
+		jobs:    make(map[int64]*job),
+		nextID:  1000,
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.Listener = l
+	s.srv.Start()
+	s.URL = s.srv.URL + "/"
+	t.Cleanup(func() {
+		s.srv.CloseClientConnections()
+		s.srv.Close()
+		for _, v := range s.Violations() {
+			t.Errorf("coordinator double: protocol violation: %s", v)
+		}
+	})
+	return s
+}
+
+// AddRunner makes the double know a runner token.
+func (s *Server) AddRunner(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runners[token] == nil {
+		s.runners[token] = &runner{token: token}
+	}
+}
+
+// Enqueue queues j for the runner with runnerToken and returns its id. A zero
+// ID and an empty token are filled in.
+func (s *Server) Enqueue(runnerToken string, j coordinator.Job) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.runners[runnerToken]
+	if r == nil {
+		s.t.Fatalf("Enqueue: unknown runner token")
+	}
+	if j.ID == 0 {
+		s.nextID++
+		j.ID = s.nextID
+	}
+	if j.Token == "" {
+		j.Token = fmt.Sprintf("job-token-%d-secret", j.ID)
+	}
+	r.queue = append(r.queue, &j)
+	s.jobs[j.ID] = &job{spec: &j, runnerToken: runnerToken, status: "pending", loseAt: -1}
+	s.notifyLocked()
+	return j.ID
+}
+
+// Cancel marks the job canceled: the next trace or state answer says so.
+func (s *Server) Cancel(id int64) { s.edit(id, func(j *job) { j.status = "canceled" }) }
+
+// Revoke makes the job's token invalid: every later call about it gets 403.
+func (s *Server) Revoke(id int64) { s.edit(id, func(j *job) { j.revoked = true }) }
+
+// FailFinalUpdates makes the next PUTs with a final state fail, one per code:
+// an HTTP status, or 0 to drop the connection without an answer.
+func (s *Server) FailFinalUpdates(id int64, codes ...int) {
+	s.edit(id, func(j *job) { j.failFinal = append(j.failFinal, codes...) })
+}
+
+// LoseTraceOnce makes the double lose the trace past keep bytes once: the
+// first chunk that reaches past keep is answered 416 with Range 0-keep, as if
+// the coordinator had kept only that much.
+func (s *Server) LoseTraceOnce(id int64, keep int) { s.edit(id, func(j *job) { j.loseAt = keep }) }
+
+func (s *Server) edit(id int64, f func(*job)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[id]
+	if j == nil {
+		s.t.Fatalf("unknown job %d", id)
+	}
+	f(j)
+	s.notifyLocked()
+}
+
+// Job returns what the double knows about job id.
+func (s *Server) Job(id int64) Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[id]
+	if j == nil {
+		s.t.Fatalf("unknown job %d", id)
+	}
+	return Job{
+		Trace: string(j.trace), Final: j.final, State: j.state, FailureReason: j.reason,
+		States: append([]string(nil), j.states...), Patches: j.patches, RangeErrors: j.ranges,
+		FinalAttempts: j.finalTries, TraceInUpdate: j.traceInPut,
+	}
+}
+
+// Requests counts the job requests of the runner with token.
+func (s *Server) Requests(token string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.runners[token]; r != nil {
+		return r.requests
+	}
+	return 0
+}
+
+// Calls counts every request the double served.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// Queued counts the jobs still waiting for the runner with token.
+func (s *Server) Queued(token string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.runners[token]; r != nil {
+		return len(r.queue)
+	}
+	return 0
+}
+
+// InFlight counts the jobs handed out and not yet finished, overall and for
+// the runner with token.
+func (s *Server) InFlight(token string) (total, runner int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.runners[token]; r != nil {
+		runner = r.inFlight
+	}
+	return s.inFlight, runner
+}
+
+// MaxInFlight is the most jobs that were handed out and not yet finished at
+// once, overall and for the runner with token.
+func (s *Server) MaxInFlight(token string) (total, runner int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.runners[token]; r != nil {
+		runner = r.maxFlight
+	}
+	return s.maxFlight, runner
+}
+
+// Violations lists the protocol violations seen so far.
+func (s *Server) Violations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.violations...)
+}
+
+// Await waits until cond holds, re-checking after every request the double
+// serves (and every Step call); it fails the test if that takes unreasonably
+// long. cond must not be called with the double's lock held, and is not.
+func (s *Server) Await(what string, cond func() bool) {
+	s.t.Helper()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond) // for conditions outside the double
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-deadline.C:
+			s.t.Fatalf("gave up waiting for %s", what)
+		}
+	}
+}
+
+// AwaitFinal waits for job id's final state and returns the job.
+func (s *Server) AwaitFinal(id int64) Job {
+	s.t.Helper()
+	s.Await(fmt.Sprintf("job %d to finish", id), func() bool { return s.Job(id).Final })
+	return s.Job(id)
+}
+
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Server) violate(format string, args ...any) {
+	s.violations = append(s.violations, fmt.Sprintf(format, args...))
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
+	if err != nil {
+		http.Error(w, "read", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.notifyLocked()
+	s.calls++
+	path := strings.TrimPrefix(r.URL.Path, "/api/v4/")
+	switch {
+	case r.Method == http.MethodPost && path == "runners":
+		s.register(w, body)
+	case r.Method == http.MethodPost && path == "runners/verify":
+		s.verify(w, body)
+	case r.Method == http.MethodDelete && path == "runners":
+		s.unregister(w, body)
+	case r.Method == http.MethodPost && path == "jobs/request":
+		s.request(w, body)
+	case r.Method == http.MethodPatch && strings.HasPrefix(path, "jobs/") && strings.HasSuffix(path, "/trace"):
+		s.patch(w, r, strings.TrimSuffix(strings.TrimPrefix(path, "jobs/"), "/trace"), body)
+	case r.Method == http.MethodPut && strings.HasPrefix(path, "jobs/"):
+		s.update(w, strings.TrimPrefix(path, "jobs/"), body)
+	default:
+		s.violate("unexpected %s %s", r.Method, r.URL.Path)
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) register(w http.ResponseWriter, body []byte) {
+	var req coordinator.Registration
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.violate("register: body is not JSON: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if req.Token != RegistrationToken {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	s.nextID++
+	tok := fmt.Sprintf("runner-token-%d", s.nextID)
+	s.runners[tok] = &runner{token: tok}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(coordinator.Registered{ID: s.nextID, Token: tok})
+}
+
+func (s *Server) verify(w http.ResponseWriter, body []byte) {
+	var req struct{ Token string }
+	_ = json.Unmarshal(body, &req)
+	if s.runners[req.Token] == nil {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) unregister(w http.ResponseWriter, body []byte) {
+	var req struct{ Token string }
+	_ = json.Unmarshal(body, &req)
+	if s.runners[req.Token] == nil {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	delete(s.runners, req.Token)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) request(w http.ResponseWriter, body []byte) {
+	var req struct {
+		Token      string           `json:"token"`
+		Info       coordinator.Info `json:"info"`
+		LastUpdate string           `json:"last_update"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.violate("job request: body is not JSON: %v", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	r := s.runners[req.Token]
+	if r == nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	r.requests++
+	in := req.Info
+	if in.Name != "alloy-runner" || in.Executor != "shell" || in.Shell != "bash" ||
+		in.Version == "" || in.Platform == "" || in.Architecture == "" {
+		s.violate("job request: info %+v does not describe alloy-runner with the shell executor and bash", in)
+	}
+	if req.LastUpdate != r.lastUpdate {
+		s.violate("job request: last_update %q, want the %q the coordinator sent last", req.LastUpdate, r.lastUpdate)
+	}
+	if len(r.queue) == 0 {
+		s.nextUpdate++
+		r.lastUpdate = "update-" + strconv.Itoa(s.nextUpdate)
+		w.Header().Set("X-GitLab-Last-Update", r.lastUpdate)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	j := r.queue[0]
+	r.queue = r.queue[1:]
+	rec := s.jobs[j.ID]
+	rec.status = "running"
+	r.inFlight++
+	r.maxFlight = max(r.maxFlight, r.inFlight)
+	s.inFlight++
+	s.maxFlight = max(s.maxFlight, s.inFlight)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(j)
+}
+
+func (s *Server) lookup(w http.ResponseWriter, idText string) *job {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	j := s.jobs[id]
+	if err != nil || j == nil {
+		s.violate("call about unknown job %q", idText)
+		w.WriteHeader(http.StatusNotFound)
+		return nil
+	}
+	return j
+}
+
+func (s *Server) patch(w http.ResponseWriter, r *http.Request, idText string, body []byte) {
+	j := s.lookup(w, idText)
+	if j == nil {
+		return
+	}
+	id := j.spec.ID
+	if got := r.Header.Get("JOB-TOKEN"); got != j.spec.Token {
+		s.violate("job %d: trace chunk without the job's JOB-TOKEN", id)
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if j.revoked {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		s.violate("job %d: trace chunk with Content-Type %q, want text/plain", id, ct)
+	}
+	if j.final {
+		s.violate("job %d: trace chunk after the final state", id)
+	}
+	if len(body) == 0 {
+		s.violate("job %d: empty trace chunk", id)
+	}
+	lo, hi, ok := strings.Cut(r.Header.Get("Content-Range"), "-")
+	start, err1 := strconv.Atoi(lo)
+	end, err2 := strconv.Atoi(hi)
+	if !ok || err1 != nil || err2 != nil {
+		s.violate("job %d: malformed Content-Range %q", id, r.Header.Get("Content-Range"))
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if end != start+len(body)-1 {
+		s.violate("job %d: Content-Range %d-%d for a chunk of %d bytes", id, start, end, len(body))
+	}
+	w.Header().Set("Job-Status", j.status)
+	if start != len(j.trace) {
+		j.ranges++
+		w.Header().Set("Range", fmt.Sprintf("0-%d", len(j.trace)))
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
+	j.trace = append(j.trace, body...)
+	if j.loseAt >= 0 && len(j.trace) > j.loseAt {
+		j.trace = j.trace[:j.loseAt]
+		j.loseAt = -1
+		j.ranges++
+		w.Header().Set("Range", fmt.Sprintf("0-%d", len(j.trace)))
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		return
+	}
+	j.patches++
+	w.Header().Set("Range", fmt.Sprintf("0-%d", len(j.trace)))
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Server) update(w http.ResponseWriter, idText string, body []byte) {
+	j := s.lookup(w, idText)
+	if j == nil {
+		return
+	}
+	id := j.spec.ID
+	var req struct {
+		Token string `json:"token"`
+		coordinator.Update
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.violate("job %d: update body is not JSON: %v", id, err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if req.Token != j.spec.Token {
+		s.violate("job %d: update without the job's token", id)
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	if j.revoked {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	switch req.State {
+	case coordinator.StateRunning:
+		if req.FailureReason != "" {
+			s.violate("job %d: state running with failure_reason %q", id, req.FailureReason)
+		}
+		if j.final {
+			s.violate("job %d: state running after the final state %s", id, j.state)
+		}
+		j.states = append(j.states, req.State)
+		w.Header().Set("Job-Status", j.status)
+		w.WriteHeader(http.StatusOK)
+		return
+	case coordinator.StateSuccess:
+		if req.FailureReason != "" {
+			s.violate("job %d: state success with failure_reason %q", id, req.FailureReason)
+		}
+	case coordinator.StateFailed:
+		switch req.FailureReason {
+		case coordinator.ScriptFailure, coordinator.RunnerSystemFailure, coordinator.JobExecutionTimeout:
+		case "":
+			if j.status != "canceled" {
+				s.violate("job %d: state failed without failure_reason", id)
+			}
+		default:
+			s.violate("job %d: unknown failure_reason %q", id, req.FailureReason)
+		}
+	default:
+		s.violate("job %d: unknown state %q", id, req.State)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	j.finalTries++
+	if len(j.failFinal) > 0 {
+		code := j.failFinal[0]
+		j.failFinal = j.failFinal[1:]
+		if code == 0 {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = conn.Close()
+				return
+			}
+			code = http.StatusBadGateway
+		}
+		w.WriteHeader(code)
+		return
+	}
+	if j.final && (j.state != req.State || j.reason != req.FailureReason) {
+		s.violate("job %d: final state changed from %s/%s to %s/%s", id, j.state, j.reason, req.State, req.FailureReason)
+	}
+	if req.Trace != nil {
+		j.trace = []byte(*req.Trace)
+		j.traceInPut = true
+	}
+	j.states = append(j.states, req.State)
+	if !j.final {
+		j.final = true
+		if j.status == "running" {
+			j.status = req.State
+		}
+		s.inFlight--
+		if r := s.runners[j.runnerToken]; r != nil {
+			r.inFlight--
+		}
+	}
+	j.state, j.reason = req.State, req.FailureReason
+	w.Header().Set("Job-Status", j.status)
+	w.WriteHeader(http.StatusOK)
+}

@@ -1,0 +1,395 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Job is a job the coordinator handed to a runner. Its String and GoString
+// show only the ids, so logging a Job by mistake leaks neither its token nor
+// its variables.
+type Job struct {
+	ID            int64      `json:"id"`
+	Token         string     `json:"token"`
+	AllowGitFetch bool       `json:"allow_git_fetch"`
+	JobInfo       JobInfo    `json:"job_info"`
+	GitInfo       GitInfo    `json:"git_info"`
+	RunnerInfo    RunnerInfo `json:"runner_info"`
+	Variables     []Variable `json:"variables"`
+	Steps         []Step     `json:"steps"`
+
+	// Features of other executors, kept raw: the shell executor only says
+	// in the trace that it ignored them (see Unsupported).
+	Image        json.RawMessage `json:"image,omitempty"`
+	Services     json.RawMessage `json:"services,omitempty"`
+	Artifacts    json.RawMessage `json:"artifacts,omitempty"`
+	Cache        json.RawMessage `json:"cache,omitempty"`
+	Dependencies json.RawMessage `json:"dependencies,omitempty"`
+}
+
+// JobInfo names the job and its project.
+type JobInfo struct {
+	Name        string `json:"name"`
+	Stage       string `json:"stage"`
+	ProjectID   int64  `json:"project_id"`
+	ProjectName string `json:"project_name"`
+}
+
+// GitInfo says what to check out.
+type GitInfo struct {
+	RepoURL   string `json:"repo_url"`
+	Ref       string `json:"ref"`
+	Sha       string `json:"sha"`
+	BeforeSha string `json:"before_sha"`
+	RefType   string `json:"ref_type"`
+}
+
+// RunnerInfo carries the job's limits.
+type RunnerInfo struct {
+	// Timeout is the job's time limit in seconds.
+	Timeout int `json:"timeout"`
+}
+
+// Variable is one of the job's variables.
+type Variable struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+	// Public false means a secret: it must never be shown.
+	Public bool `json:"public"`
+	// Masked is GitLab's newer way to mark a secret; honoured as well.
+	Masked bool `json:"masked,omitempty"`
+}
+
+// Secret reports whether v's value must be kept out of the trace and logs.
+// A variable that does not say it is public is a secret.
+func (v Variable) Secret() bool { return !v.Public || v.Masked }
+
+// String shows the key, and the value only when it is public.
+func (v Variable) String() string {
+	if v.Secret() {
+		return v.Key + "=[MASKED]"
+	}
+	return v.Key + "=" + v.Value
+}
+
+// Step is a script step: "script" (before_script folded in) or "after_script".
+type Step struct {
+	Name         string   `json:"name"`
+	Script       []string `json:"script"`
+	Timeout      int      `json:"timeout"`
+	When         string   `json:"when"`
+	AllowFailure bool     `json:"allow_failure"`
+}
+
+// Step names.
+const (
+	StepScript      = "script"
+	StepAfterScript = "after_script"
+)
+
+// String names the job without its token or variables.
+func (j Job) String() string {
+	return fmt.Sprintf("job %d (project %d)", j.ID, j.JobInfo.ProjectID)
+}
+
+// GoString is String, so %#v cannot dump the token either.
+func (j Job) GoString() string { return j.String() }
+
+// Step returns the step named name.
+func (j *Job) Step(name string) (Step, bool) {
+	for _, s := range j.Steps {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Step{}, false
+}
+
+// Secrets lists every value the trace and logs must not show: the job token,
+// the values of secret variables, and a password in repo_url. Empty values are
+// left out.
+func (j *Job) Secrets() []string {
+	var out []string
+	add := func(s string) {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	add(j.Token)
+	if j.Token != "" {
+		// The form git sends it in, should anything print that header.
+		add(base64.StdEncoding.EncodeToString([]byte("gitlab-ci-token:" + j.Token)))
+	}
+	for _, v := range j.Variables {
+		if v.Secret() {
+			add(v.Value)
+		}
+	}
+	if u, err := url.Parse(j.GitInfo.RepoURL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			add(p)
+			add(base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + p)))
+		}
+	}
+	return out
+}
+
+// Unsupported lists the features the job asks for that the shell executor
+// does not have (image, services, artifacts, cache, dependencies), in that
+// order. Absent, null, empty and [null] values do not count.
+func (j *Job) Unsupported() []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{
+		{"image", j.Image}, {"services", j.Services}, {"artifacts", j.Artifacts},
+		{"cache", j.Cache}, {"dependencies", j.Dependencies},
+	} {
+		if used(f.raw) {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// used reports whether a raw JSON value says something: not null, "", {},
+// [] or an array of those.
+func used(raw json.RawMessage) bool {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return false
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return true // malformed but present: say it was ignored
+	}
+	return meaningful(v)
+}
+
+func meaningful(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return x != ""
+	case []any:
+		for _, e := range x {
+			if meaningful(e) {
+				return true
+			}
+		}
+		return false
+	case map[string]any:
+		for _, e := range x {
+			if meaningful(e) {
+				return true
+			}
+		}
+		return false
+	case bool:
+		return x
+	default:
+		return true
+	}
+}
+
+// Job states a runner reports with UpdateJob.
+const (
+	StateRunning = "running"
+	StateSuccess = "success"
+	StateFailed  = "failed"
+)
+
+// Failure reasons for StateFailed.
+const (
+	ScriptFailure       = "script_failure"
+	RunnerSystemFailure = "runner_system_failure"
+	JobExecutionTimeout = "job_execution_timeout"
+)
+
+const (
+	statusRunning = "running"
+	// maxJobBytes bounds a job's JSON: far above any real job, well below
+	// what would hurt the runner.
+	maxJobBytes int64 = 16 << 20
+)
+
+// JobRunning reports whether a Job-Status value lets the job go on: it is
+// absent, or "running". Anything else (canceled, failed, ...) means the
+// coordinator no longer expects this runner to work on the job.
+func JobRunning(status string) bool {
+	return status == "" || status == statusRunning
+}
+
+type jobRequest struct {
+	Token      string `json:"token"`
+	Info       Info   `json:"info"`
+	LastUpdate string `json:"last_update,omitempty"`
+}
+
+// RequestJob asks the coordinator at baseURL for a job for the runner with
+// runnerToken. It returns the job, or nil when there is none, and the
+// last_update value to send next time (the previous one when the coordinator
+// gave none). A 401 matches ErrUnauthorized, a 409 ErrConflict.
+func (cl *Client) RequestJob(ctx context.Context, baseURL, runnerToken, lastUpdate string) (*Job, string, error) {
+	c, err := jsonCall(http.MethodPost, baseURL, "api/v4/jobs/request",
+		jobRequest{Token: runnerToken, Info: cl.info, LastUpdate: lastUpdate}, RetryBriefly)
+	if err != nil {
+		return nil, lastUpdate, err
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return nil, lastUpdate, err
+	}
+	if lu := resp.Header.Get("X-GitLab-Last-Update"); lu != "" {
+		lastUpdate = lu
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		var job Job
+		if err := decode(resp, maxJobBytes, &job); err != nil {
+			return nil, lastUpdate, fmt.Errorf("requesting a job: %w", err)
+		}
+		if job.ID <= 0 || job.Token == "" {
+			return nil, lastUpdate, fmt.Errorf("requesting a job: the coordinator sent a job without id or token")
+		}
+		return &job, lastUpdate, nil
+	case http.StatusNoContent:
+		drain(resp)
+		return nil, lastUpdate, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		// GitLab answers 403 where this API document says 401: both mean
+		// the runner token is not known.
+		drain(resp)
+		return nil, lastUpdate, fmt.Errorf("requesting a job: the runner token is not known to the coordinator: register the runner again or fix its token: %w", ErrUnauthorized)
+	case http.StatusConflict:
+		drain(resp)
+		return nil, lastUpdate, fmt.Errorf("requesting a job: %w", ErrConflict)
+	default:
+		return nil, lastUpdate, unexpected(http.MethodPost, resp)
+	}
+}
+
+// TraceAnswer is the coordinator's answer to a trace chunk.
+type TraceAnswer struct {
+	// Status is the Job-Status header: see JobRunning.
+	Status string
+	// Held is how many bytes of the trace the coordinator holds (the Range
+	// header "0-N"), or -1 when it did not say.
+	Held int64
+}
+
+// RangeError is a 416 answer to a trace chunk: the chunk did not line up
+// with what the coordinator holds. Resend from Held (-1: it did not say).
+type RangeError struct {
+	Held   int64
+	Status string
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("trace chunk did not line up (416): the coordinator holds %d bytes", e.Held)
+}
+
+// PatchTrace sends chunk, the bytes of the job's trace from offset on. Its
+// Content-Range is "START-END" with END the offset of the chunk's last byte,
+// as GitLab runners send it; the coordinator's Range "0-N" says it holds N
+// bytes. A 416 returns *RangeError, a 403 matches ErrForbidden (the job must
+// stop).
+func (cl *Client) PatchTrace(ctx context.Context, baseURL string, jobID int64, jobToken string, offset int64, chunk []byte, retry Retry) (TraceAnswer, error) {
+	if len(chunk) == 0 {
+		return TraceAnswer{Held: -1}, fmt.Errorf("job %d: refusing to send an empty trace chunk", jobID)
+	}
+	c := call{
+		method: http.MethodPatch, base: baseURL,
+		path: "api/v4/jobs/" + strconv.FormatInt(jobID, 10) + "/trace",
+		body: chunk, ctype: "text/plain",
+		retry: retry,
+		headers: map[string]string{
+			"JOB-TOKEN":     jobToken,
+			"Content-Range": fmt.Sprintf("%d-%d", offset, offset+int64(len(chunk))-1),
+		},
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return TraceAnswer{Held: -1}, fmt.Errorf("job %d: sending the trace: %w", jobID, err)
+	}
+	ans := TraceAnswer{Status: resp.Header.Get("Job-Status"), Held: parseRange(resp.Header.Get("Range"))}
+	switch resp.StatusCode {
+	case http.StatusAccepted, http.StatusOK:
+		drain(resp)
+		return ans, nil
+	case http.StatusRequestedRangeNotSatisfiable:
+		drain(resp)
+		return ans, &RangeError{Held: ans.Held, Status: ans.Status}
+	case http.StatusForbidden:
+		drain(resp)
+		return ans, fmt.Errorf("job %d: the job token is no longer valid: %w", jobID, ErrForbidden)
+	default:
+		return ans, fmt.Errorf("job %d: sending the trace: %w", jobID, unexpected(http.MethodPatch, resp))
+	}
+}
+
+// parseRange reads "0-N" and returns N, or -1.
+func parseRange(h string) int64 {
+	h = strings.TrimSpace(h)
+	h = strings.TrimPrefix(h, "bytes=")
+	lo, hi, ok := strings.Cut(h, "-")
+	if !ok || lo != "0" {
+		return -1
+	}
+	n, err := strconv.ParseInt(hi, 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// Update is a job's state report.
+type Update struct {
+	State         string `json:"state"`
+	FailureReason string `json:"failure_reason,omitempty"`
+	// Trace, when set, is the whole trace, sent along when the chunks could
+	// not all be delivered.
+	Trace *string `json:"trace,omitempty"`
+}
+
+type updateBody struct {
+	Token string `json:"token"`
+	Update
+}
+
+// UpdateAnswer is the coordinator's answer to an Update.
+type UpdateAnswer struct {
+	// Status is the Job-Status header when the coordinator sends one.
+	Status string
+}
+
+// UpdateJob reports the job's state. A 403 matches ErrForbidden.
+func (cl *Client) UpdateJob(ctx context.Context, baseURL string, jobID int64, jobToken string, u Update, retry Retry) (UpdateAnswer, error) {
+	c, err := jsonCall(http.MethodPut, baseURL, "api/v4/jobs/"+strconv.FormatInt(jobID, 10), updateBody{Token: jobToken, Update: u}, retry)
+	if err != nil {
+		return UpdateAnswer{}, err
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return UpdateAnswer{}, fmt.Errorf("job %d: updating the state: %w", jobID, err)
+	}
+	ans := UpdateAnswer{Status: resp.Header.Get("Job-Status")}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusAccepted, http.StatusNoContent:
+		drain(resp)
+		return ans, nil
+	case http.StatusForbidden:
+		drain(resp)
+		return ans, fmt.Errorf("job %d: the job token is no longer valid: %w", jobID, ErrForbidden)
+	default:
+		return ans, fmt.Errorf("job %d: updating the state: %w", jobID, unexpected(http.MethodPut, resp))
+	}
+}

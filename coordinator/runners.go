@@ -1,0 +1,105 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Registration is what `alloy-runner register` sends.
+type Registration struct {
+	// Token is the registration token from the coordinator's settings.
+	Token       string `json:"token"`
+	Description string `json:"description"`
+	// TagList is comma-separated, e.g. "linux,bash".
+	TagList     string `json:"tag_list,omitempty"`
+	RunUntagged bool   `json:"run_untagged"`
+	Locked      bool   `json:"locked"`
+}
+
+// Registered is the coordinator's answer to a registration.
+type Registered struct {
+	ID int64 `json:"id"`
+	// Token is the runner token to keep in config.toml.
+	Token string `json:"token"`
+}
+
+// String shows the runner id, never the token.
+func (r Registered) String() string { return fmt.Sprintf("runner %d", r.ID) }
+
+// Register registers a new runner at the coordinator at baseURL.
+func (cl *Client) Register(ctx context.Context, baseURL string, reg Registration) (Registered, error) {
+	c, err := jsonCall(http.MethodPost, baseURL, "api/v4/runners", reg, RetryBriefly)
+	if err != nil {
+		return Registered{}, err
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return Registered{}, err
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated, http.StatusOK:
+		var out Registered
+		if err := decode(resp, 64<<10, &out); err != nil {
+			return Registered{}, fmt.Errorf("registering the runner: %w", err)
+		}
+		if out.Token == "" {
+			return Registered{}, errors.New("registering the runner: the coordinator answered without a runner token")
+		}
+		return out, nil
+	case http.StatusForbidden:
+		drain(resp)
+		return Registered{}, fmt.Errorf("registering the runner: the registration token was refused (403): copy it again from the coordinator's runner settings: %w", ErrForbidden)
+	default:
+		return Registered{}, unexpected(http.MethodPost, resp)
+	}
+}
+
+type tokenBody struct {
+	Token string `json:"token"`
+}
+
+// Verify checks that the runner token is still valid at the coordinator.
+func (cl *Client) Verify(ctx context.Context, baseURL, runnerToken string) error {
+	c, err := jsonCall(http.MethodPost, baseURL, "api/v4/runners/verify", tokenBody{runnerToken}, RetryBriefly)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNoContent:
+		drain(resp)
+		return nil
+	case http.StatusForbidden:
+		drain(resp)
+		return fmt.Errorf("verifying the runner: the runner token is not valid (403): register the runner again: %w", ErrForbidden)
+	default:
+		return unexpected(http.MethodPost, resp)
+	}
+}
+
+// Unregister removes the runner from the coordinator.
+func (cl *Client) Unregister(ctx context.Context, baseURL, runnerToken string) error {
+	c, err := jsonCall(http.MethodDelete, baseURL, "api/v4/runners", tokenBody{runnerToken}, RetryBriefly)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.do(ctx, c)
+	if err != nil {
+		return err
+	}
+	switch resp.StatusCode {
+	case http.StatusNoContent, http.StatusOK:
+		drain(resp)
+		return nil
+	case http.StatusForbidden:
+		drain(resp)
+		return fmt.Errorf("unregistering the runner: the runner token is not valid (403), so the coordinator does not know this runner: %w", ErrForbidden)
+	default:
+		return unexpected(http.MethodDelete, resp)
+	}
+}

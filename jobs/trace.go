@@ -1,0 +1,186 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log/level"
+
+	"github.com/alloyci/hardened-runner/coordinator"
+)
+
+// maxChunk bounds one trace chunk, so a burst of output goes in several
+// requests of reasonable size.
+const maxChunk = 1 << 20
+
+// traceBuffer holds a job's whole (masked) trace, up to a limit, for the
+// uploader to send from any offset again. It is safe for concurrent use.
+type traceBuffer struct {
+	mu    sync.Mutex
+	buf   []byte
+	limit int
+	full  bool
+}
+
+func newTraceBuffer(limit int) *traceBuffer { return &traceBuffer{limit: limit} }
+
+// Write keeps p, or as much as the limit allows followed by a note. It never
+// fails: a job's output must not stop the job.
+func (t *traceBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.full {
+		return len(p), nil
+	}
+	if room := t.limit - len(t.buf); len(p) > room {
+		t.buf = append(t.buf, p[:room]...)
+		t.buf = fmt.Appendf(t.buf, "\nJob's log exceeded limit of %d bytes.\nJob execution will continue but no more output will be collected.\n", t.limit)
+		t.full = true
+		return len(p), nil
+	}
+	t.buf = append(t.buf, p...)
+	return len(p), nil
+}
+
+// Len is the trace's length.
+func (t *traceBuffer) Len() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return int64(len(t.buf))
+}
+
+// From copies the trace from off on, at most n bytes.
+func (t *traceBuffer) From(off int64, n int) []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if off >= int64(len(t.buf)) {
+		return nil
+	}
+	end := min(int64(len(t.buf)), off+int64(n))
+	return append([]byte(nil), t.buf[off:end]...)
+}
+
+// String is the whole trace.
+func (t *traceBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// upload keeps the coordinator informed while the job runs: every trace
+// interval a chunk of new output, or the state "running" when there is none.
+// Either answer may say the job was canceled, or the token refused: the job
+// is stopped at once. It returns when stop is closed, after the call in
+// flight: cutting a chunk off mid-request would leave the runner unsure of
+// what the coordinator holds.
+func (j *jobRun) upload(stop <-chan struct{}) {
+	ctx := context.Background()
+	t := time.NewTicker(j.l.traceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		var status string
+		var err error
+		if j.trace.Len() > j.sent {
+			status, err = j.sendChunk(ctx, coordinator.RetryBriefly)
+		} else {
+			var ans coordinator.UpdateAnswer
+			ans, err = j.l.client.UpdateJob(ctx, j.runner.URL, j.job.ID, j.job.Token,
+				coordinator.Update{State: coordinator.StateRunning}, coordinator.RetryBriefly)
+			status = ans.Status
+		}
+		switch {
+		case errors.Is(err, coordinator.ErrForbidden):
+			j.stopJob(errForbidden)
+		case err != nil:
+			// The next tick tries again; the final report does not give up.
+			level.Debug(j.logger).Log("msg", "reporting a running job failed", "err", err)
+		case !coordinator.JobRunning(status):
+			j.stopJob(errCanceled)
+		}
+	}
+}
+
+func (j *jobRun) stopJob(cause error) {
+	if j.stop != nil {
+		j.stop(cause)
+	}
+}
+
+// sendChunk sends the trace from j.sent on, one chunk, and once more from
+// where the coordinator says it stands if it answers 416. It returns the
+// Job-Status.
+func (j *jobRun) sendChunk(ctx context.Context, retry coordinator.Retry) (string, error) {
+	for attempt := 0; ; attempt++ {
+		chunk := j.trace.From(j.sent, maxChunk)
+		if len(chunk) == 0 {
+			return "", nil
+		}
+		ans, err := j.l.client.PatchTrace(ctx, j.runner.URL, j.job.ID, j.job.Token, j.sent, chunk, retry)
+		var re *coordinator.RangeError
+		if errors.As(err, &re) {
+			if re.Held < 0 || re.Held > j.trace.Len() || attempt > 0 {
+				return re.Status, err
+			}
+			level.Debug(j.logger).Log("msg", "resending the trace from where the coordinator stands", "from", re.Held, "was", j.sent)
+			j.sent = re.Held
+			continue
+		}
+		if err != nil {
+			return ans.Status, err
+		}
+		if ans.Held >= 0 && ans.Held <= j.trace.Len() {
+			j.sent = ans.Held
+		} else {
+			j.sent += int64(len(chunk))
+		}
+		return ans.Status, nil
+	}
+}
+
+// flush sends the rest of the trace and reports whether the coordinator
+// holds all of it.
+func (j *jobRun) flush(ctx context.Context, retry coordinator.Retry) bool {
+	// Each round sends a chunk or moves j.sent back at most once; the bound
+	// only stops a coordinator that keeps answering nonsense.
+	for rounds := 0; rounds < 1000; rounds++ {
+		if j.sent >= j.trace.Len() {
+			return true
+		}
+		before := j.sent
+		if _, err := j.sendChunk(ctx, retry); err != nil {
+			level.Warn(j.logger).Log("msg", "the trace could not be sent in chunks; sending it with the final state", "err", err)
+			return false
+		}
+		if j.sent <= before {
+			return false
+		}
+	}
+	return false
+}
+
+// report sends the rest of the trace, then the final state, trying for as
+// long as res says. Neither depends on the job's context: a result must get
+// through even while the runner shuts down.
+func (j *jobRun) report(res result) {
+	if !res.report {
+		level.Warn(j.logger).Log("msg", "job stopped; its result cannot be reported", "reason", res.message)
+		return
+	}
+	ctx := context.Background()
+	u := res.update
+	if !j.flush(ctx, res.retry) {
+		whole := j.trace.String()
+		u.Trace = &whole
+	}
+	if _, err := j.l.client.UpdateJob(ctx, j.runner.URL, j.job.ID, j.job.Token, u, res.retry); err != nil {
+		level.Error(j.logger).Log("msg", "the job's result could not be reported", "state", u.State, "err", err)
+	}
+}

@@ -232,8 +232,10 @@ func HashPassword(password []byte, cost int) (string, error) {
 		return "", fmt.Errorf("the password is %d bytes long, but bcrypt uses only the first %d bytes: choose a password of at most %d bytes", len(password), maxPasswordLen, maxPasswordLen)
 	case string(password) == examplePassword:
 		return "", errors.New("that is the documented example password, which is public: choose your own password")
-	case cost < bcrypt.MinCost || cost > MaxCost:
-		return "", fmt.Errorf("bcrypt cost %d is outside %d to %d: use %d or more (each step doubles the work)", cost, bcrypt.MinCost, MaxCost, RecommendedMinCost)
+	case cost < RecommendedMinCost || cost > MaxCost:
+		// Below RecommendedMinCost check-config refuses the hash, so offering
+		// one would only hand the operator a config that fails later.
+		return "", fmt.Errorf("bcrypt cost %d is outside %d to %d: use %d or more (each step doubles the work)", cost, RecommendedMinCost, MaxCost, RecommendedMinCost)
 	}
 	hash, err := bcrypt.GenerateFromPassword(password, cost)
 	if err != nil {

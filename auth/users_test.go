@@ -138,8 +138,8 @@ func TestHashPassword(t *testing.T) {
 		{"empty", "", 10, "the password is empty: choose a non-empty password"},
 		{"over 72 bytes", strings.Repeat("p", 73), 10, "the password is 73 bytes long, but bcrypt uses only the first 72 bytes: choose a password of at most 72 bytes"},
 		{"example password", examplePassword, 10, "that is the documented example password, which is public: choose your own password"},
-		{"cost too low", "pw", 3, "bcrypt cost 3 is outside 4 to 16: use 10 or more (each step doubles the work)"},
-		{"cost too high", "pw", 17, "bcrypt cost 17 is outside 4 to 16: use 10 or more (each step doubles the work)"},
+		{"cost too low", "pw", 9, "bcrypt cost 9 is outside 10 to 16: use 10 or more (each step doubles the work)"},
+		{"cost too high", "pw", 17, "bcrypt cost 17 is outside 10 to 16: use 10 or more (each step doubles the work)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,7 +151,7 @@ func TestHashPassword(t *testing.T) {
 	}
 
 	pw := strings.Repeat("p", 72)
-	h, err := HashPassword([]byte(pw), bcrypt.MinCost)
+	h, err := HashPassword([]byte(pw), RecommendedMinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestHashPassword(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseUsers refuses HashPassword's output: %v", err)
 	}
-	if c, _ := u.Cost("alice"); c != bcrypt.MinCost {
+	if c, _ := u.Cost("alice"); c != RecommendedMinCost {
 		t.Fatalf("cost %d", c)
 	}
 	if bcrypt.CompareHashAndPassword([]byte(h), []byte(pw)) != nil {

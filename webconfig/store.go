@@ -22,8 +22,8 @@ type StoreOptions struct {
 	// Now is the clock for certificate validity and reload timestamps;
 	// nil means time.Now.
 	Now func() time.Time
-	// OnChange is called after each successful reload with the new Config,
-	// not for the initial load. Calls are serialised with reloads: it must
+	// OnChange is called on each successful reload with the new Config, just
+	// before it becomes Current; not for the initial load. Calls are serialised with reloads: it must
 	// not call Reload.
 	OnChange func(*Config)
 	// Accept, when set, is an extra condition every Config must meet, the
@@ -144,15 +144,17 @@ func (s *Store) reloadLocked() error {
 		level.Error(s.opts.Logger).Log("msg", "Web config reload failed; still serving the last good config", "file", s.path, "err", err)
 		return err
 	}
+	// OnChange first: by the time the new config serves handshakes and the
+	// reload is logged, whoever depends on it (the verifier's users) has it.
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(cfg)
+	}
 	s.cur.Store(cfg)
 	s.stats.successes.Add(1)
 	s.stats.lastOK.Store(true)
 	s.stats.lastSuccessUnixNano.Store(now.UnixNano())
 	level.Info(s.opts.Logger).Log("msg", "Web config reloaded", "file", s.path, "tls", cfg.TLSEnabled(), "users", len(cfg.Web.Users))
 	s.logWarnings(cfg)
-	if s.opts.OnChange != nil {
-		s.opts.OnChange(cfg)
-	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 )
 
 // Bounds of the two credential caches. Entries are 32-byte digests, so both
@@ -72,6 +74,7 @@ type Verifier struct {
 	backoff *backoffTable
 	log     *failureLog
 	metrics *metrics
+	flight  singleflight.Group // one bcrypt per client and credential at a time
 	// compare is bcrypt.CompareHashAndPassword; tests replace it to hold the pool
 	// or to count comparisons without paying for them.
 	compare func(hash, password []byte) error
@@ -264,14 +267,42 @@ func (v *Verifier) Authorize(r *http.Request) Result {
 		return v.deny(now, r, c.user, OutcomeUnauthorized, reason, 0)
 	}
 
+	// Requests from one client with one credential share a single bcrypt
+	// check: a Prometheus that opens several connections at once after a
+	// restart costs one comparison and is not refused as busy by its own
+	// other connections.
+	flightKey := client.String() + "\x00" + string(key[:])
+	res, _, _ := v.flight.Do(flightKey, func() (any, error) {
+		return v.check(now, client, key, c, u, known, set), nil
+	})
+	vd := res.(verdict)
+	if vd.outcome == OutcomeOK {
+		v.metrics.attempt(OutcomeOK)
+		_ = level.Debug(v.logger).Log("msg", "credential verified", "client", r.RemoteAddr, "user", logSafeUser(c.user))
+		return Result{outcome: OutcomeOK, user: c.user}
+	}
+	return v.deny(now, r, c.user, vd.outcome, vd.reason, vd.wait)
+}
+
+// verdict is the outcome of one bcrypt-checked attempt, shared by the
+// requests that waited for it.
+type verdict struct {
+	outcome, reason string
+	wait            time.Duration
+}
+
+// check takes a bcrypt worker (or answers busy), charges the attempt to the
+// client before bcrypt runs (so simultaneous requests cannot share one
+// window), and runs the comparison.
+func (v *Verifier) check(now time.Time, client netip.Prefix, key digest, c credentials, u user, known bool, set *userSet) verdict {
 	select {
 	case v.slots <- struct{}{}:
 	default:
-		return v.deny(now, r, c.user, OutcomeBusy, "all bcrypt workers busy", time.Second)
+		return verdict{OutcomeBusy, "all bcrypt workers busy", time.Second}
 	}
 	if wait := v.backoff.charge(client, now); wait > 0 {
 		<-v.slots
-		return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+		return verdict{OutcomeThrottled, "client in back-off", wait}
 	}
 	hash := u.hash
 	if !known {
@@ -281,16 +312,13 @@ func (v *Verifier) Authorize(r *http.Request) Result {
 	if known && err == nil {
 		v.good.Add(key, struct{}{})
 		v.backoff.reset(client)
-		v.metrics.attempt(OutcomeOK)
-		_ = level.Debug(v.logger).Log("msg", "credential verified", "client", r.RemoteAddr, "user", logSafeUser(c.user))
-		return Result{outcome: OutcomeOK, user: c.user}
+		return verdict{outcome: OutcomeOK}
 	}
 	v.bad.Add(key, struct{}{})
-	why := "wrong password"
 	if !known {
-		why = "unknown user"
+		return verdict{OutcomeUnauthorized, "unknown user", 0}
 	}
-	return v.deny(now, r, c.user, OutcomeUnauthorized, why, 0)
+	return verdict{OutcomeUnauthorized, "wrong password", 0}
 }
 
 // runBcrypt compares on the slot the caller holds and releases it, even if the

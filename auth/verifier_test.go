@@ -472,3 +472,38 @@ func TestConcurrentAuthorizeAndReload(t *testing.T) {
 	wg.Wait()
 	wantAllowed(t, f.basic("192.0.2.1:1", "alice", "right"), OutcomeOKCached)
 }
+
+// A Prometheus that opens several connections at once right after a restart
+// presents one new credential on all of them: they share one bcrypt check and
+// none is refused as busy, even with a single worker.
+func TestConcurrentFirstContactSharesOneCheck(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": hashOf(t, "right")}, func(o *Options) { o.Workers = 1 })
+	started, release := make(chan struct{}), make(chan struct{})
+	f.v.compare = func(hash, password []byte) error {
+		close(started)
+		<-release
+		return bcrypt.CompareHashAndPassword(hash, password)
+	}
+	const n = 8
+	results := make(chan Result, n)
+	go func() { results <- f.basic("192.0.2.1:1000", "alice", "right") }()
+	<-started
+	for i := range n - 1 {
+		go func() { results <- f.basic(fmt.Sprintf("192.0.2.1:%d", 1001+i), "alice", "right") }()
+	}
+	// Let the others reach the shared check (or the cache, if they are late:
+	// either way no second bcrypt may run and none may be refused).
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	for range n {
+		if res := <-results; !res.Allowed() {
+			t.Fatalf("a first-contact request was refused: %s", res.Outcome())
+		}
+	}
+	if got := f.metric("metrics_proxy_auth_bcrypt_checks_total"); got != 1 {
+		t.Fatalf("bcrypt checks = %v, want 1", got)
+	}
+	if busy := f.attempts(OutcomeBusy); busy != 0 {
+		t.Fatalf("busy answers = %v, want 0", busy)
+	}
+}

@@ -348,7 +348,11 @@ func TestProxyRuleAuthentication(t *testing.T) {
 	t.Run("back-off after five failures spares the right password", func(t *testing.T) {
 		// A cost-4 hash, so that the 6th guess surely comes within the 1 s
 		// window the 5th opens; the cost does not enter the back-off rule.
-		s := startStack(t, stackOptions{WebConfig: rulesTLSConfig(rulesUsers("prometheus", hashPassword(t, "correct horse battery staple", 4)))})
+		// The 429s are answered at once (--web.throttle-delay=0): the rule
+		// under test is the back-off, and held-back answers would let the
+		// window close between the guesses.
+		s := startStack(t, stackOptions{WebConfig: rulesTLSConfig(rulesUsers("prometheus", hashPassword(t, "correct horse battery staple", 4))),
+			ProxyArgs: []string{"--web.throttle-delay=0"}})
 		c := s.client()
 		// Known good before the guesses: bcrypt accepted it once.
 		if resp, _ := s.get(t, c, "/metrics", s.User, s.Password); resp.StatusCode != 200 {

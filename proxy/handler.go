@@ -51,6 +51,8 @@ const (
 	// DefaultMaxResponseBytes bounds an upstream body: far above any real
 	// /metrics page, low enough that a runaway upstream cannot stream forever.
 	DefaultMaxResponseBytes int64 = 64 << 20
+	// DefaultThrottleDelay is how long a throttled client waits for its 429.
+	DefaultThrottleDelay = time.Second
 )
 
 // selfMetricsPath is where the proxy serves its own metrics. It is never
@@ -91,6 +93,13 @@ type Options struct {
 	// MaxResponseBytes bounds an upstream response body. Zero means
 	// DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// ThrottleDelay holds back the 429 to a client in back-off (or until it
+	// hangs up). A flood that ignores Retry-After then sends one request per
+	// connection per delay instead of thousands a second, so answering it
+	// costs little CPU and good scrapes are not slowed. Clients with a
+	// known-good credential are never throttled, so never delayed. Zero means
+	// DefaultThrottleDelay; negative answers at once.
+	ThrottleDelay time.Duration
 	// Authorizer checks credentials; nil allows every request.
 	Authorizer Authorizer
 	// Logger receives upstream failures (error) and refusals (debug). Nil
@@ -115,6 +124,10 @@ type Handler struct {
 	maxBytes int64
 	logger   log.Logger
 	metrics  *metrics
+	// throttleDelay and wait implement Options.ThrottleDelay; tests replace
+	// wait to see the delay without spending it.
+	throttleDelay time.Duration
+	wait          func(ctx context.Context, d time.Duration)
 }
 
 // New validates o and returns the handler. Errors say which option is wrong
@@ -161,6 +174,12 @@ func New(o Options) (*Handler, error) {
 		maxBytes: o.MaxResponseBytes,
 		logger:   o.Logger,
 		metrics:  m,
+
+		throttleDelay: o.ThrottleDelay,
+		wait:          sleepCtx,
+	}
+	if h.throttleDelay == 0 {
+		h.throttleDelay = DefaultThrottleDelay
 	}
 	if o.Gatherer != nil {
 		h.self = promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
@@ -212,7 +231,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !d.Allowed() {
-			h.metrics.count(denialOutcome(d.Outcome()))
+			outcome := denialOutcome(d.Outcome())
+			h.metrics.count(outcome)
+			if outcome == outcomeThrottled && h.throttleDelay > 0 {
+				h.wait(r.Context(), h.throttleDelay)
+			}
 			d.WriteError(w)
 			return
 		}
@@ -424,4 +447,14 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err err
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// sleepCtx waits d, or less if ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

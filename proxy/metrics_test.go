@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -46,6 +48,7 @@ metrics_proxy_requests_total{outcome="upstream_timeout"} 0
 func TestDenialOutcomes(t *testing.T) {
 	for _, deny := range []string{"throttled", "busy"} {
 		f := newFixture(t, Options{Authorizer: fakeAuth{deny: deny}}, nil)
+		f.h.wait = func(context.Context, time.Duration) {}
 		w := f.serve("GET", "/metrics", nil)
 		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "5" {
 			t.Errorf("%s: status %d Retry-After %q, want the Authorizer's 429", deny, w.Code, w.Header().Get("Retry-After"))
@@ -60,6 +63,30 @@ func TestDenialOutcomes(t *testing.T) {
 	assertCount(t, f, outcomeUnauthorized, 1)
 	if n := testutil.CollectAndCount(f.h.metrics.requests); n != len(allOutcomes()) {
 		t.Errorf("%d outcome series, want %d", n, len(allOutcomes()))
+	}
+}
+
+// A flood that ignores Retry-After is slowed to one request per connection
+// per ThrottleDelay: only throttled answers are held back, never busy or 401.
+func TestThrottledAnswersAreHeldBack(t *testing.T) {
+	for _, tc := range []struct {
+		deny  string
+		delay time.Duration
+		want  time.Duration
+	}{
+		{"throttled", 0, DefaultThrottleDelay},
+		{"throttled", 3 * time.Second, 3 * time.Second},
+		{"throttled", -1, 0},
+		{"busy", 0, 0},
+		{"unauthorized", 0, 0},
+	} {
+		f := newFixture(t, Options{Authorizer: fakeAuth{deny: tc.deny}, ThrottleDelay: tc.delay}, nil)
+		var waited time.Duration
+		f.h.wait = func(_ context.Context, d time.Duration) { waited += d }
+		f.serve("GET", "/metrics", nil)
+		if waited != tc.want {
+			t.Errorf("%s with ThrottleDelay %v: held back %v, want %v", tc.deny, tc.delay, waited, tc.want)
+		}
 	}
 }
 

@@ -50,6 +50,8 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		Default("8192").IntVar(&s.maxHeaderBytes)
 	app.Flag("web.max-connections", "Most connections open at once, TLS handshakes included; more wait in the kernel's backlog.").
 		Default("1024").IntVar(&s.maxConnections)
+	app.Flag("web.throttle-delay", "How long a client in failed-auth back-off waits for its 429, so a flood that ignores Retry-After costs little; 0 answers at once.").
+		Default(proxy.DefaultThrottleDelay.String()).DurationVar(&s.throttleDelay)
 	app.Flag("web.bcrypt-workers", "Most bcrypt comparisons at once; a request needing another is answered 429 at once. 0 means the number of CPUs.").
 		Default("0").IntVar(&s.bcryptWorkers)
 

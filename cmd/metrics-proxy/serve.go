@@ -44,6 +44,7 @@ type serveConfig struct {
 	maxHeaderBytes    int
 	maxConnections    int
 	bcryptWorkers     int
+	throttleDelay     time.Duration
 }
 
 func serve(logger log.Logger, s serveConfig) int {
@@ -127,6 +128,7 @@ func serve(logger log.Logger, s serveConfig) int {
 		AllowedPaths:     s.allowedPaths,
 		Timeout:          s.upstreamTimeout,
 		MaxResponseBytes: s.maxResponseBytes,
+		ThrottleDelay:    throttleDelay(s.throttleDelay),
 		Authorizer:       authorizer{verifier},
 		Logger:           log.With(logger, "component", "proxy"),
 		Registerer:       reg,
@@ -318,4 +320,12 @@ func withConfiguredHeaders(next http.Handler, current func() *webconfig.Config) 
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// throttleDelay maps the flag to proxy.Options, where zero means the default.
+func throttleDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -58,6 +58,13 @@ fuzz:
 	    echo "== $$t $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t; \
 	  done; done
 
+# metrics-proxy against a plain TLS proxy and exporter-toolkit, side by side,
+# then the runner's /metrics render time (bench/README.md). Figures and ratios,
+# never pass/fail on time. A quick run: make bench BENCHFLAGS='-rate.duration 3s -flood.duration 5s'
+bench: build
+	$(GO) run ./bench $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench BenchmarkRender100Builds -benchtime 2000x ./runnermetrics/
+
 # `make install`: binaries, systemd units, sysusers.d/tmpfiles.d entries and
 # docs under PREFIX; the example configs under SYSCONFDIR, only where no config
 # exists yet (an existing one is never overwritten). DESTDIR stages the whole

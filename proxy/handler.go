@@ -213,6 +213,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method not allowed", "method not GET or HEAD")
 		return
 	}
+	// A GET or HEAD has no body. One that declares one (Content-Length, or
+	// Transfer-Encoding, which net/http lets win over Content-Length) is a
+	// request-smuggling shape: refuse it and close the connection (RFC 9112
+	// section 6.1), so bytes hidden after its body are never read as a
+	// request.
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", "GET or HEAD with a body")
+		return
+	}
 	p, ok := originPath(r)
 	if !ok {
 		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", "request target not in origin-form")
@@ -236,6 +245,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if outcome == outcomeThrottled && h.throttleDelay > 0 {
 				h.wait(r.Context(), h.throttleDelay)
 			}
+			closeAfter(w)
 			d.WriteError(w)
 			return
 		}
@@ -277,7 +287,16 @@ func originPath(r *http.Request) (string, bool) {
 func (h *Handler) refuse(w http.ResponseWriter, code int, outcome, body, reason string) {
 	h.metrics.count(outcome)
 	level.Debug(h.logger).Log("msg", "request refused", "status", code, "reason", reason)
+	closeAfter(w)
 	writeText(w, code, body)
+}
+
+// closeAfter ends the connection after a refusal. Scrapers send credentials
+// and a valid request every time, so only clients the proxy refuses lose
+// their connection; without this, one refused request per idle timeout would
+// let an anonymous client hold a connection slot forever.
+func closeAfter(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
 }
 
 // writeText writes a short fixed plain-text answer.

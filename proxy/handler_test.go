@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -491,8 +492,7 @@ func TestOnlyAllowlistedHeadersReachTheUpstream(t *testing.T) {
 		"Accept-Encoding: gzip\r\n"+
 		"User-Agent: Prometheus/3.0\r\n"+
 		"X-Prometheus-Scrape-Timeout-Seconds: 9.5\r\n"+
-		"Content-Length: 5\r\n"+
-		"\r\nhello")
+		"\r\n")
 
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, want 200", resp.StatusCode)
@@ -608,5 +608,57 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 			t.Errorf("%s %s: status %d, want %d", c.method, c.target, w.Code, c.code)
 		}
 		assertOwnHeaders(t, w.Header())
+	}
+}
+
+// Content-Length with Transfer-Encoding: chunked, the classic smuggling shape:
+// net/http frames by the chunked encoding, so a front end that frames by
+// Content-Length would hide a second request after the body. A GET with any
+// body is refused and the connection closed, so the hidden request never runs.
+func TestSmuggledRequestNeverReachesTheUpstream(t *testing.T) {
+	for _, framing := range []string{
+		"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n",
+		"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n",
+	} {
+		f := newFixture(t, Options{}, nil)
+		srv := f.front(t)
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		hidden := "GET /metrics?smuggled=1 HTTP/1.1\r\nHost: proxy.example\r\n" + basicAuthLine() + "\r\n"
+		fmt.Fprintf(c, "GET /metrics HTTP/1.1\r\nHost: proxy.example\r\n%s%s\r\n0\r\n\r\n%s", basicAuthLine(), framing, hidden)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		all, _ := io.ReadAll(c) // the server must close: ReadAll returns at EOF
+		c.Close()
+		if !strings.HasPrefix(string(all), "HTTP/1.1 400 ") || strings.Count(string(all), "HTTP/1.1 ") != 1 ||
+			!strings.Contains(string(all), "Connection: close") {
+			t.Errorf("%q: got\n%s", framing, all)
+		}
+		f.up.untouched(t)
+		assertCount(t, f, outcomeBadRequest, 1)
+	}
+}
+
+// Every refusal closes the connection, so an anonymous client cannot keep a
+// connection slot with one request per idle timeout.
+func TestRefusalsCloseTheConnection(t *testing.T) {
+	f := newFixture(t, Options{Authorizer: fakeAuth{}}, nil)
+	for _, tc := range []struct {
+		method, target string
+		hdr            http.Header
+	}{
+		{"GET", "/metrics", nil},               // 401
+		{"POST", "/metrics", authorized()},     // 405
+		{"GET", "/a/../metrics", authorized()}, // 400
+		{"GET", "/debug/pprof/", authorized()}, // 404
+	} {
+		w := f.serve(tc.method, tc.target, tc.hdr)
+		if w.Code == http.StatusOK || w.Header().Get("Connection") != "close" {
+			t.Errorf("%s %s: %d, Connection %q; want a refusal with Connection: close", tc.method, tc.target, w.Code, w.Header().Get("Connection"))
+		}
+	}
+	if w := f.serve("GET", "/metrics", authorized()); w.Code != http.StatusOK || w.Header().Get("Connection") != "" {
+		t.Errorf("authorized scrape: %d, Connection %q", w.Code, w.Header().Get("Connection"))
 	}
 }

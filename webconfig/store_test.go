@@ -2,7 +2,9 @@ package webconfig
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -225,26 +227,49 @@ func TestReloadRefusesTLSToggle(t *testing.T) {
 	e.wantReloads(t, 0, 1, 0)
 }
 
-// Accept lets the caller hold every reload to its listen policy: here, a
-// public listener must keep requiring authentication.
+// Accept lets the caller hold every reload to its own policy: here, one that
+// wants a TLS 1.3 floor.
 func TestReloadAcceptPolicy(t *testing.T) {
 	policy := func(c *Config) error {
-		if !c.HasUsers() && !c.VerifiesClientCerts() {
-			return errors.New("a public listener needs basic_auth_users or client certificates")
+		if c.TLS.MinVersion != tls.VersionTLS13 {
+			return errors.New("this listener needs min_version TLS13")
 		}
 		return nil
 	}
 	e := newStoreEnv(t, "tls_users.good.yml", func(o *StoreOptions) { o.Accept = policy })
-	copyFixture(t, e.path, "tls.good.yml")
-	if err := e.store.Reload(); err == nil || !strings.Contains(err.Error(), "needs basic_auth_users") {
+	b, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(e.path, []byte(strings.Replace(string(b), "min_version: TLS13", "min_version: TLS12", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Reload(); err == nil || !strings.Contains(err.Error(), "needs min_version TLS13") {
 		t.Fatalf("Reload = %v, want the policy's refusal", err)
 	}
-	if !e.store.Current().HasUsers() {
-		t.Fatal("authentication removed by a reload the policy refused")
+	if e.store.Current().TLS.MinVersion != tls.VersionTLS13 {
+		t.Fatal("a reload the policy refused was applied")
 	}
 	if _, err := NewStore(e.path, StoreOptions{Accept: policy}); err == nil {
 		t.Fatal("NewStore ignored the policy")
 	}
+}
+
+// A half-written file that still parses but has lost basic_auth_users must
+// never switch authentication off, even where the listen policy (loopback)
+// would allow a config without it.
+func TestReloadNeverDropsAuthentication(t *testing.T) {
+	e := newStoreEnv(t, "tls_users.good.yml")
+	copyFixture(t, e.path, "tls.good.yml")
+	err := e.store.Reload()
+	want := e.path + ": removing authentication (basic_auth_users, or verified client certificates) needs a restart of metrics-proxy; the running config requires it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Reload = %v, want %s", err, want)
+	}
+	if !e.store.Current().HasUsers() {
+		t.Fatal("authentication removed by a reload")
+	}
+	e.wantReloads(t, 0, 1, 0)
 }
 
 // The content check behind Watch and the poll: no reload when nothing changed,

@@ -289,8 +289,16 @@ func describeYAMLTypeError(e string) string {
 	case "web.RateLimiterConfig":
 		section = "rate_limit"
 	}
+	if !settingNameRE.MatchString(m[2]) {
+		// Not shaped like a setting: a value pasted one line off (a password,
+		// a token) would otherwise reach the log through this message.
+		return fmt.Sprintf("line %s: unknown key in %s (not shown: it does not look like a setting name); fix or remove it", m[1], section)
+	}
 	return fmt.Sprintf("line %s: unknown key %q in %s; fix its spelling or remove it", m[1], m[2], section)
 }
+
+// settingNameRE matches keys shaped like the web config's own setting names.
+var settingNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 
 // allowedHeaderValues mirrors exporter-toolkit's extraHTTPHeaders (web/handler.go,
 // validateHeaderConfig): the only response headers a web config may set, and

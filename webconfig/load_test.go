@@ -334,3 +334,18 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// A password pasted one line off becomes an unknown key; its text must not
+// reach the error (and so the log), while a misspelt setting is still named.
+func TestUnknownKeyThatLooksLikeASecretIsNotEchoed(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/web.yml"
+	if err := os.WriteFile(path, []byte("basic_auth_users: {}\nHunter2-Pa55word!: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	want := path + ": line 2: unknown key in the top level (not shown: it does not look like a setting name); fix or remove it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}

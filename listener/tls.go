@@ -71,19 +71,22 @@ func (l *tlsListener) acceptLoop() {
 
 func (l *tlsListener) handshake(c net.Conn) {
 	tc := tls.Server(c, l.opts.Config)
-	ctx := l.ctx
+	// The time limit is a deadline on the connection rather than a context:
+	// crypto/tls closes the connection itself when a context ends, so the
+	// client could see the close before the failure is reported; with a
+	// deadline the failure is reported first, then the connection closed.
+	// The listener's context only abandons handshakes when it is closed.
 	if l.opts.HandshakeTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, l.opts.HandshakeTimeout)
-		defer cancel()
+		c.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
 	}
-	if err := tc.HandshakeContext(ctx); err != nil {
+	if err := tc.HandshakeContext(l.ctx); err != nil {
 		if l.opts.OnHandshakeError != nil && l.ctx.Err() == nil {
 			l.opts.OnHandshakeError(c.RemoteAddr(), err)
 		}
 		c.Close()
 		return
 	}
+	c.SetDeadline(time.Time{})
 	select {
 	case l.conns <- tc:
 	case <-l.ctx.Done():

@@ -75,6 +75,12 @@ type Verifier struct {
 	log     *failureLog
 	metrics *metrics
 	flight  singleflight.Group // one bcrypt per client and credential at a time
+	// checking holds the clients with a bcrypt comparison running: one at a
+	// time per client, so a flood from one address can never occupy more
+	// than one worker (nor crowd out other clients), and its extra requests
+	// are throttled, which the proxy answers slowly and cheaply.
+	checkingMu sync.Mutex
+	checking   map[netip.Prefix]struct{}
 	// compare is bcrypt.CompareHashAndPassword; tests replace it to hold the pool
 	// or to count comparisons without paying for them.
 	compare func(hash, password []byte) error
@@ -123,6 +129,8 @@ func NewVerifier(o Options) (*Verifier, error) {
 		backoff: newBackoffTable(o.MaxClients),
 		log:     newFailureLog(o.Logger),
 		compare: bcrypt.CompareHashAndPassword,
+
+		checking: make(map[netip.Prefix]struct{}),
 	}
 	if _, err := rand.Read(v.key[:]); err != nil {
 		return nil, fmt.Errorf("generating the credential cache key: %w", err)
@@ -295,6 +303,10 @@ type verdict struct {
 // client before bcrypt runs (so simultaneous requests cannot share one
 // window), and runs the comparison.
 func (v *Verifier) check(now time.Time, client netip.Prefix, key digest, c credentials, u user, known bool, set *userSet) verdict {
+	if !v.beginCheck(client) {
+		return verdict{OutcomeThrottled, "a check for this client is already running", time.Second}
+	}
+	defer v.endCheck(client)
 	select {
 	case v.slots <- struct{}{}:
 	default:
@@ -319,6 +331,23 @@ func (v *Verifier) check(now time.Time, client netip.Prefix, key digest, c crede
 		return verdict{OutcomeUnauthorized, "unknown user", 0}
 	}
 	return verdict{OutcomeUnauthorized, "wrong password", 0}
+}
+
+// beginCheck marks client as having a comparison running, unless it already has.
+func (v *Verifier) beginCheck(client netip.Prefix) bool {
+	v.checkingMu.Lock()
+	defer v.checkingMu.Unlock()
+	if _, busy := v.checking[client]; busy {
+		return false
+	}
+	v.checking[client] = struct{}{}
+	return true
+}
+
+func (v *Verifier) endCheck(client netip.Prefix) {
+	v.checkingMu.Lock()
+	delete(v.checking, client)
+	v.checkingMu.Unlock()
 }
 
 // runBcrypt compares on the slot the caller holds and releases it, even if the

@@ -507,3 +507,45 @@ func TestConcurrentFirstContactSharesOneCheck(t *testing.T) {
 		t.Fatalf("busy answers = %v, want 0", busy)
 	}
 }
+
+// One address gets one bcrypt comparison at a time: a flood's concurrent
+// guesses are throttled instead of occupying every worker, so another client
+// still gets its check.
+func TestOneCheckAtATimePerClient(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": hashOf(t, "right")}, func(o *Options) { o.Workers = 2 })
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	f.v.compare = func(hash, password []byte) error {
+		started <- struct{}{}
+		<-release
+		return bcrypt.CompareHashAndPassword(hash, password)
+	}
+	done := make(chan Result)
+	go func() { done <- f.basic(attacker, "alice", "guess-1") }()
+	<-started
+
+	want429(t, f.basic(attacker, "alice", "guess-2"), OutcomeThrottled, "1")
+	if got := f.metric("metrics_proxy_auth_bcrypt_checks_total"); got != 1 {
+		t.Fatalf("bcrypt checks = %v, want 1: the second guess must not run", got)
+	}
+	// Another client is not held up by the attacker's running check.
+	go func() { done <- f.basic("192.0.2.1:1", "alice", "right") }()
+	<-started
+	close(release)
+	results := []Result{<-done, <-done}
+	allowed := 0
+	for _, r := range results {
+		if r.Allowed() {
+			allowed++
+		}
+	}
+	if allowed != 1 {
+		t.Fatalf("results %v %v: want the other client's right password allowed", results[0].Outcome(), results[1].Outcome())
+	}
+	// The throttled guess was not charged: the attacker's burst is intact
+	// apart from its one checked guess.
+	f.v.compare = mismatchUnless("right")
+	for i := range freeBurst - 1 {
+		want401(t, f.basic(attacker, "alice", fmt.Sprintf("later-%d", i)))
+	}
+	want429(t, f.basic(attacker, "alice", "later-x"), OutcomeThrottled, "1")
+}

@@ -22,8 +22,9 @@ type StoreOptions struct {
 	// Now is the clock for certificate validity and reload timestamps;
 	// nil means time.Now.
 	Now func() time.Time
-	// OnChange is called on each successful reload with the new Config, just
-	// before it becomes Current; not for the initial load. Calls are serialised with reloads: it must
+	// OnChange is called on each successful reload with the new Config,
+	// once it is Current and before the reload is logged; not for the
+	// initial load. Calls are serialised with reloads: it must
 	// not call Reload.
 	OnChange func(*Config)
 	// Accept, when set, is an extra condition every Config must meet, the
@@ -144,15 +145,15 @@ func (s *Store) reloadLocked() error {
 		level.Error(s.opts.Logger).Log("msg", "Web config reload failed; still serving the last good config", "file", s.path, "err", err)
 		return err
 	}
-	// OnChange first: by the time the new config serves handshakes and the
-	// reload is logged, whoever depends on it (the verifier's users) has it.
-	if s.opts.OnChange != nil {
-		s.opts.OnChange(cfg)
-	}
 	s.cur.Store(cfg)
 	s.stats.successes.Add(1)
 	s.stats.lastOK.Store(true)
 	s.stats.lastSuccessUnixNano.Store(now.UnixNano())
+	// OnChange before the log line: by the time the reload is reported,
+	// whoever depends on it (the verifier's users) has it.
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(cfg)
+	}
 	level.Info(s.opts.Logger).Log("msg", "Web config reloaded", "file", s.path, "tls", cfg.TLSEnabled(), "users", len(cfg.Web.Users))
 	s.logWarnings(cfg)
 	return nil

@@ -22,6 +22,7 @@ import (
 // that every proxy under test serves.
 type tlsFiles struct {
 	certFile, keyFile string
+	caFile            string         // the CA certificate, for the flood process
 	pool              *x509.CertPool // trusts the CA, for the clients
 }
 
@@ -76,10 +77,14 @@ func makeCerts(dir string) (tlsFiles, error) {
 	f := tlsFiles{
 		certFile: filepath.Join(dir, "server.crt"),
 		keyFile:  filepath.Join(dir, "server.key"),
+		caFile:   filepath.Join(dir, "ca.crt"),
 		pool:     x509.NewCertPool(),
 	}
 	f.pool.AddCert(ca)
 	if err := os.WriteFile(f.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return tlsFiles{}, err
+	}
+	if err := os.WriteFile(f.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
 		return tlsFiles{}, err
 	}
 	if err := os.WriteFile(f.keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
@@ -119,9 +124,13 @@ func hashPassword(proxyBin, password string, cost int) (string, error) {
 }
 
 // writeWebConfig writes the exporter-toolkit web config that metrics-proxy
-// and the toolkit baseline both read: TLS and one basic-auth user.
-func writeWebConfig(path string, t tlsFiles, user, hash string) error {
-	y := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: '%s'\n",
-		t.certFile, t.keyFile, user, hash)
-	return os.WriteFile(path, []byte(y), 0o600)
+// and the toolkit baseline both read: TLS and the basic-auth users, given as
+// user and hash pairs.
+func writeWebConfig(path string, t tlsFiles, userHashes ...string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n", t.certFile, t.keyFile)
+	for i := 0; i+1 < len(userHashes); i += 2 {
+		fmt.Fprintf(&b, "  %s: '%s'\n", userHashes[i], userHashes[i+1])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -21,8 +21,9 @@ import (
 // The baselines run as separate processes, so that their memory and CPU are
 // their own: the bench re-executes itself with -mode=<one of these>.
 const (
-	modePlainProxy   = "plain-proxy"   // B: TLS reverse proxy, no authentication
-	modeToolkitProxy = "toolkit-proxy" // C: exporter-toolkit web.ListenAndServe around the same proxy
+	modePlainProxy     = "plain-proxy"     // B: TLS reverse proxy, no authentication
+	modeToolkitProxy   = "toolkit-proxy"   // C: exporter-toolkit web.ListenAndServe around the same proxy
+	modeStaticUpstream = "static-upstream" // the upstream that serves a captured runner page (static.go)
 )
 
 // isChild reports whether args (without the program name) ask for a
@@ -31,16 +32,21 @@ func isChild(args []string) bool {
 	return len(args) > 0 && strings.HasPrefix(args[0], "-mode=")
 }
 
-// runChild serves one baseline proxy until killed (or -max-lifetime, so a
-// child left behind by a crashed bench does not run forever).
+// runChild serves one baseline proxy, or the static upstream, until killed
+// (or -max-lifetime, so a child left behind by a crashed bench does not run
+// forever).
 func runChild(args []string) int {
+	if args[0] == "-mode="+modeFlood {
+		return runFloodProc(args[1:])
+	}
 	fs := flag.NewFlagSet("bench -mode", flag.ContinueOnError)
-	mode := fs.String("mode", "", modePlainProxy+" or "+modeToolkitProxy)
+	mode := fs.String("mode", "", modePlainProxy+", "+modeToolkitProxy+" or "+modeStaticUpstream)
 	listen := fs.String("listen", "", "127.0.0.1:port to listen on")
-	upstream := fs.String("upstream", "", "http://127.0.0.1:port of the runner")
+	upstream := fs.String("upstream", "", "http://127.0.0.1:port of the upstream (the proxies)")
 	certFile := fs.String("cert", "", "server certificate ("+modePlainProxy+")")
 	keyFile := fs.String("key", "", "server key ("+modePlainProxy+")")
 	webConfig := fs.String("web.config", "", "exporter-toolkit web config ("+modeToolkitProxy+")")
+	page := fs.String("page", "", "captured page: FILE (body), FILE.gz and FILE.headers ("+modeStaticUpstream+")")
 	lifetime := fs.Duration("max-lifetime", 30*time.Minute, "exit after this long")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -50,15 +56,18 @@ func runChild(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench %s: -listen %q must be a loopback host:port\n", *mode, *listen)
 		return 2
 	}
+	time.AfterFunc(*lifetime, func() {
+		fmt.Fprintf(os.Stderr, "bench %s: -max-lifetime %s reached, exiting\n", *mode, *lifetime)
+		os.Exit(3)
+	})
+	if *mode == modeStaticUpstream {
+		return serveStatic(*listen, *page)
+	}
 	rp, err := newReverseProxy(*upstream)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench %s: %v\n", *mode, err)
 		return 2
 	}
-	time.AfterFunc(*lifetime, func() {
-		fmt.Fprintf(os.Stderr, "bench %s: -max-lifetime %s reached, exiting\n", *mode, *lifetime)
-		os.Exit(3)
-	})
 	// Both baselines get the same server settings; only the wrapping differs.
 	srv := &http.Server{
 		Addr:              *listen,

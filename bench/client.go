@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sort"
@@ -20,10 +21,23 @@ var marker = []byte("ci_runner_version_info")
 
 // newClient returns a client with exactly one keep-alive HTTPS connection,
 // HTTP/1.1 (as Prometheus scrapes by default), trusting the bench CA. With
-// gzip it asks for gzip and decompresses, as Prometheus does.
+// gzip it asks for gzip and decompresses, as Prometheus does. Its connections
+// come from the kernel's choice of source address (127.0.0.1 to 127.0.0.1).
 func newClient(pool *x509.CertPool, gzip bool) *http.Client {
+	return newClientFrom(pool, gzip, nil)
+}
+
+// newClientFrom is newClient with its connections bound to the source address
+// from (nil: the kernel's choice), so that a proxy sees it as another client
+// address, as it would a second Prometheus.
+func newClientFrom(pool *x509.CertPool, gzip bool, from net.IP) *http.Client {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if from != nil {
+		d.LocalAddr = &net.TCPAddr{IP: from}
+	}
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
+		DialContext:         d.DialContext,
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxConnsPerHost:     1,

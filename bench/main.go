@@ -2,17 +2,23 @@
 // one machine, and prints figures and ratios next to the targets in DESIGN.md.
 // It never passes or fails on time.
 //
-// All three proxies run in front of the same real alloy-runner, each as a
-// fresh process started the same way (default GOMAXPROCS), one at a time:
+// Three proxies, each a fresh process started the same way (default
+// GOMAXPROCS), are measured one at a time:
 //
 //	A  bin/metrics-proxy: TLS and basic auth (bcrypt cost 12)
 //	B  "the limit": httputil.ReverseProxy behind a TLS http.Server, no authentication
 //	C  "what users run today": exporter-toolkit's web.ListenAndServe with the
 //	   same web config around the same ReverseProxy
 //
-// B and C are this program re-executed with -mode=plain-proxy or
-// -mode=toolkit-proxy. Run it from the repository root after `make build`;
-// `make bench` does both. See bench/README.md.
+// Their upstream in the scrape-rate test is, in turn, a static server of a
+// page captured from the real runner (so the figures are the proxy layer's)
+// and the real alloy-runner; in the flood it is the real runner.
+//
+// B, C, the static upstream and the flood's clients are this program
+// re-executed with -mode=plain-proxy, -mode=toolkit-proxy,
+// -mode=static-upstream or -mode=flood. Run it from
+// the repository root after `make build`; `make bench` does both. See
+// bench/README.md.
 package main
 
 import (
@@ -21,15 +27,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+)
+
+// Upstreams of the scrape-rate test (-upstream).
+const (
+	upstreamStatic = "static" // the captured runner page, served from memory by a re-executed bench
+	upstreamRunner = "runner" // the real alloy-runner
 )
 
 // options are the bench's flags; the defaults are the full measurement.
@@ -39,10 +53,16 @@ type options struct {
 	warmup        time.Duration
 	rateDur       time.Duration
 	rounds        int
+	upstreams     []string
+	proxyArgs     []string // extra flags for metrics-proxy (A)
+	rate, flood   bool     // the scenarios to run (-scenarios)
 	floodConns    int
 	floodDur      time.Duration
 	goodInterval  time.Duration
 	scrapeTimeout time.Duration
+	goodFrom      net.IP
+	newcomerAt    time.Duration
+	newcomerNote  string // set when -flood.newcomer-at had to be moved
 	gzip          bool
 	cost          int
 	keep          bool
@@ -57,23 +77,52 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
+	var upstreams, goodFrom, scenarios, proxyArgs string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.binDir, "bin", "bin", "directory holding alloy-runner and metrics-proxy (make build)")
+	fs.StringVar(&scenarios, "scenarios", "rate,flood", "scenarios to run, comma-separated: rate (1) and flood (2, 2b)")
 	fs.IntVar(&o.clients, "rate.clients", 8, "keep-alive clients in the scrape-rate test, each with its own connection")
 	fs.DurationVar(&o.warmup, "rate.warmup", time.Second, "warm-up before the scrape-rate window (not counted)")
-	fs.DurationVar(&o.rateDur, "rate.duration", 10*time.Second, "counted scrape-rate window per proxy")
-	fs.IntVar(&o.rounds, "rate.rounds", 1, "rounds of the scrape-rate test; each round measures A, B, C in turn (more rounds average out other load on the machine)")
+	fs.DurationVar(&o.rateDur, "rate.duration", 5*time.Second, "counted scrape-rate window per proxy and round")
+	fs.IntVar(&o.rounds, "rate.rounds", 2, "rounds of the scrape-rate test; each round measures A, B, C in turn (more rounds average out other load on the machine)")
+	fs.StringVar(&upstreams, "upstream", upstreamStatic+","+upstreamRunner,
+		"upstreams of the scrape-rate test, measured in this order, comma-separated: "+upstreamStatic+
+			" (a page captured from the runner, served from memory: the proxy layer's cost) and "+upstreamRunner+" (the real alloy-runner)")
 	fs.IntVar(&o.floodConns, "flood.conns", 64, "connections sending wrong passwords in the flood")
 	fs.DurationVar(&o.floodDur, "flood.duration", 20*time.Second, "length of the wrong-password flood per proxy")
-	fs.DurationVar(&o.goodInterval, "flood.interval", 500*time.Millisecond, "the good client's scrape interval during the flood")
-	fs.DurationVar(&o.scrapeTimeout, "flood.scrape-timeout", 10*time.Second, "the good client's scrape timeout (Prometheus's default is 10s)")
+	fs.DurationVar(&o.goodInterval, "flood.interval", 500*time.Millisecond, "the good clients' scrape interval during the flood")
+	fs.DurationVar(&o.scrapeTimeout, "flood.scrape-timeout", 10*time.Second, "the good clients' scrape timeout (Prometheus's default is 10s)")
+	fs.StringVar(&goodFrom, "flood.good-from", "127.0.0.2", "loopback source address of the good clients in the flood (the flood comes from 127.0.0.1)")
+	fs.DurationVar(&o.newcomerAt, "flood.newcomer-at", 5*time.Second, "when, into the flood, the new scraper (2b) starts; a quarter of the flood if that is not before its end")
+	fs.StringVar(&proxyArgs, "proxy.args", "", "extra flags for metrics-proxy (A), space-separated, e.g. --web.bcrypt-workers=1 (for experiments; the report shows them)")
 	fs.BoolVar(&o.gzip, "gzip", true, "scrape with Accept-Encoding: gzip, as Prometheus does")
-	fs.IntVar(&o.cost, "bcrypt.cost", 12, "bcrypt cost of the user's hash")
-	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (certificates, configs, process logs)")
+	fs.IntVar(&o.cost, "bcrypt.cost", 12, "bcrypt cost of the users' hashes")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (certificates, configs, captured page, process logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	for _, sc := range strings.Split(scenarios, ",") {
+		switch strings.TrimSpace(sc) {
+		case "rate":
+			o.rate = true
+		case "flood":
+			o.flood = true
+		default:
+			return o, fmt.Errorf("-scenarios %q: each must be rate or flood", scenarios)
+		}
+	}
+	for _, u := range strings.Split(upstreams, ",") {
+		u = strings.TrimSpace(u)
+		if u != upstreamStatic && u != upstreamRunner {
+			return o, fmt.Errorf("-upstream %q: each must be %s or %s", upstreams, upstreamStatic, upstreamRunner)
+		}
+		if !slices.Contains(o.upstreams, u) {
+			o.upstreams = append(o.upstreams, u)
+		}
+	}
+	o.proxyArgs = strings.Fields(proxyArgs)
+	o.goodFrom = net.ParseIP(goodFrom).To4()
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -89,47 +138,66 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-flood.duration must be 1s to 10m")
 	case o.goodInterval < 10*time.Millisecond || o.scrapeTimeout <= 0 || o.scrapeTimeout > time.Minute:
 		return o, errors.New("-flood.interval must be at least 10ms and -flood.scrape-timeout in (0, 1m]")
+	case o.goodFrom == nil || !o.goodFrom.IsLoopback() || o.goodFrom.Equal(net.IPv4(127, 0, 0, 1)):
+		return o, fmt.Errorf("-flood.good-from %q must be an IPv4 loopback address other than 127.0.0.1 (the flood's)", goodFrom)
+	case o.newcomerAt < 0:
+		return o, errors.New("-flood.newcomer-at must not be negative")
 	case o.cost < 10 || o.cost > 16:
 		return o, errors.New("-bcrypt.cost must be 10 to 16")
+	}
+	if o.newcomerAt >= o.floodDur {
+		o.newcomerNote = fmt.Sprintf("-flood.newcomer-at %s is not before the end of the %s flood: moved to %s", o.newcomerAt, o.floodDur, o.floodDur/4)
+		o.newcomerAt = o.floodDur / 4
 	}
 	return o, nil
 }
 
 // setup is what every scenario shares: credentials, TLS files, the web
-// config, and the upstream runner.
+// config, the runner and the page captured from it.
 type setup struct {
-	dir            string
-	tls            tlsFiles
-	user, password string
-	webConfig      string
-	runner         *proc
-	runnerURL      string
-	self           string // this program, re-executed for the baselines
+	dir              string
+	tls              tlsFiles
+	user, password   string // the primed good client's, and the scrape-rate clients'
+	user2, password2 string // the new scraper's (2b): never used before it arrives
+	webConfig        string
+	runner           *proc
+	runnerURL        string
+	page             capturedPage
+	proxyVersion     string   // first line of metrics-proxy --version
+	uncommitted      []string // product source files that differ from git HEAD, if any
+	self             string   // this program, re-executed for the baselines and the static upstream
 }
 
 // target is one proxy under test.
 type target struct {
 	key, name string
 	auth      bool // has basic auth (takes part in the flood)
-	start     func(s *setup, addr, logPath string) (*proc, error)
+	start     func(s *setup, upstreamURL, addr, logPath string) (*proc, error)
 }
 
 func targets(o options) []target {
 	proxyBin := filepath.Join(o.binDir, "metrics-proxy")
 	return []target{
-		{key: "A", name: "metrics-proxy", auth: true, start: func(s *setup, addr, logPath string) (*proc, error) {
-			return startProc("metrics-proxy", logPath, proxyBin,
-				"--web.listen-address="+addr, "--web.config.file="+s.webConfig, "--upstream.url="+s.runnerURL)
+		{key: "A", name: "metrics-proxy", auth: true, start: func(s *setup, up, addr, logPath string) (*proc, error) {
+			return startProc("metrics-proxy", logPath, proxyBin, append([]string{
+				"--web.listen-address=" + addr, "--web.config.file=" + s.webConfig, "--upstream.url=" + up}, o.proxyArgs...)...)
 		}},
-		{key: "B", name: "plain TLS proxy", start: func(s *setup, addr, logPath string) (*proc, error) {
+		{key: "B", name: "plain TLS proxy", start: func(s *setup, up, addr, logPath string) (*proc, error) {
 			return startProc("plain TLS proxy", logPath, s.self, "-mode="+modePlainProxy,
-				"-listen="+addr, "-upstream="+s.runnerURL, "-cert="+s.tls.certFile, "-key="+s.tls.keyFile)
+				"-listen="+addr, "-upstream="+up, "-cert="+s.tls.certFile, "-key="+s.tls.keyFile)
 		}},
-		{key: "C", name: "exporter-toolkit", auth: true, start: func(s *setup, addr, logPath string) (*proc, error) {
+		{key: "C", name: "exporter-toolkit", auth: true, start: func(s *setup, up, addr, logPath string) (*proc, error) {
 			return startProc("exporter-toolkit proxy", logPath, s.self, "-mode="+modeToolkitProxy,
-				"-listen="+addr, "-upstream="+s.runnerURL, "-web.config="+s.webConfig)
+				"-listen="+addr, "-upstream="+up, "-web.config="+s.webConfig)
 		}},
 	}
+}
+
+// upstream is what the proxies forward to in one scrape-rate test.
+type upstream struct {
+	name, url string
+	pid       int
+	stop      func()
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -152,73 +220,94 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
 		return 1
 	}
+	if o.newcomerNote != "" {
+		progress(stderr, "%s", o.newcomerNote)
+	}
 
 	ts := targets(o)
-	rates := map[string]rateResult{}
+	rates := map[string]map[string]rateResult{} // by upstream, then target key
 	floods := map[string]floodResult{}
-	fail := func(t target, err error) int {
+	fail := func(what string, err error) int {
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "bench: interrupted; every process it started is stopped")
 			return 1
 		}
-		fmt.Fprintf(stderr, "bench: %s %s: %v\n", t.key, t.name, err)
+		fmt.Fprintf(stderr, "bench: %s: %v\n", what, err)
 		return 1
 	}
 
-	// 1. Scrape rate: a fresh process of each proxy, all started first and
-	// measured one at a time, round after round (the others stay idle).
+	// Every process started below is stopped on the way out.
 	procs := map[string]*proc{}
-	bases := map[string]string{}
 	defer func() {
 		for _, p := range procs {
 			p.stop()
 		}
 	}()
-	for _, t := range ts {
-		p, base, err := startTarget(ctx, s, t, "rate")
+
+	// 1. Scrape rate, for each upstream in turn: a fresh process of each
+	// proxy, all started first and measured one at a time, round after round
+	// (the others stay idle).
+	for _, upName := range o.upstreams {
+		if !o.rate {
+			break
+		}
+		up, err := startUpstream(ctx, s, upName)
 		if err != nil {
-			return fail(t, err)
+			return fail("upstream "+upName, err)
 		}
-		procs[t.key], bases[t.key] = p, base
-	}
-	for round := 1; round <= o.rounds; round++ {
+		bases := map[string]string{}
 		for _, t := range ts {
-			progress(stderr, "round %d/%d, %s %s: keep-alive scrapes, %d clients, %s warm-up + %s",
-				round, o.rounds, t.key, t.name, o.clients, o.warmup, o.rateDur)
-			r := measureRate(ctx, o, s, bases[t.key]+"/metrics", procs[t.key].pid())
-			if err := alive(ctx, procs[t.key], "scrape-rate"); err != nil {
-				return fail(t, err)
+			p, base, err := startTarget(ctx, s, t, up.url, "rate-"+upName)
+			if err != nil {
+				up.stop()
+				return fail(t.key+" "+t.name, err)
 			}
-			agg := rates[t.key]
-			agg.add(r)
-			rates[t.key] = agg
+			procs[t.key], bases[t.key] = p, base
 		}
-	}
-	for _, t := range ts {
-		r := rates[t.key]
-		r.mem, _ = readMemory(procs[t.key].pid())
-		rates[t.key] = r
-		procs[t.key].stop()
-		delete(procs, t.key)
+		rs := map[string]rateResult{}
+		for round := 1; round <= o.rounds; round++ {
+			for _, t := range ts {
+				progress(stderr, "upstream %s, round %d/%d, %s %s: keep-alive scrapes, %d clients, %s warm-up + %s",
+					upName, round, o.rounds, t.key, t.name, o.clients, o.warmup, o.rateDur)
+				r := measureRate(ctx, o, s, bases[t.key]+"/metrics", procs[t.key].pid(), up.pid)
+				if err := alive(ctx, procs[t.key], "scrape-rate"); err != nil {
+					up.stop()
+					return fail(t.key+" "+t.name, err)
+				}
+				agg := rs[t.key]
+				agg.add(r)
+				rs[t.key] = agg
+			}
+		}
+		for _, t := range ts {
+			r := rs[t.key]
+			r.mem, _ = readMemory(procs[t.key].pid())
+			rs[t.key] = r
+			procs[t.key].stop()
+			delete(procs, t.key)
+		}
+		up.stop()
+		rates[upName] = rs
 	}
 
-	// 2. The flood, on a fresh process of each proxy with authentication.
+	// 2. The flood, on a fresh process of each proxy with authentication,
+	// in front of the real runner.
 	for _, t := range ts {
-		if !t.auth {
+		if !t.auth || !o.flood {
 			continue
 		}
-		progress(stderr, "%s %s: wrong-password flood, %d connections, %s", t.key, t.name, o.floodConns, o.floodDur)
-		p, base, err := startTarget(ctx, s, t, "flood")
+		progress(stderr, "%s %s: wrong-password flood, %d connections, %s; new scraper at %s", t.key, t.name, o.floodConns, o.floodDur, o.newcomerAt)
+		p, base, err := startTarget(ctx, s, t, s.runnerURL, "flood")
 		if err != nil {
-			return fail(t, err)
+			return fail(t.key+" "+t.name, err)
 		}
 		procs[t.key] = p
-		r, err := measureFlood(ctx, o, s, base, p.pid(), t.key == "A")
+		r, err := measureFlood(ctx, o, s, t.key, base, p.pid(), t.key == "A")
 		if err == nil {
 			err = alive(ctx, p, "flood")
 		}
 		if err != nil {
-			return fail(t, err)
+			return fail(t.key+" "+t.name, err)
 		}
 		floods[t.key] = r
 		p.stop()
@@ -234,7 +323,8 @@ func progress(w io.Writer, format string, args ...any) {
 }
 
 // prepare makes the temporary directory, certificates, credentials and web
-// config, and starts the runner. cleanup stops it and removes the directory.
+// config, starts the runner and captures its page. cleanup stops the runner
+// and removes the directory.
 func prepare(ctx context.Context, o options, stderr io.Writer) (*setup, func(), error) {
 	cleanup := func() {}
 	for _, b := range []string{"alloy-runner", "metrics-proxy"} {
@@ -250,7 +340,9 @@ func prepare(ctx context.Context, o options, stderr io.Writer) (*setup, func(), 
 	if err != nil {
 		return nil, cleanup, err
 	}
-	s := &setup{dir: dir, self: self, user: "prometheus", password: randomPassword(16)}
+	s := &setup{dir: dir, self: self,
+		user: "prometheus", password: randomPassword(16),
+		user2: "prometheus-new", password2: randomPassword(16)}
 	cleanup = func() {
 		if s.runner != nil {
 			s.runner.stop()
@@ -264,12 +356,21 @@ func prepare(ctx context.Context, o options, stderr io.Writer) (*setup, func(), 
 	if s.tls, err = makeCerts(dir); err != nil {
 		return s, cleanup, err
 	}
-	hash, err := hashPassword(filepath.Join(o.binDir, "metrics-proxy"), s.password, o.cost)
+	proxyBin := filepath.Join(o.binDir, "metrics-proxy")
+	if out, err := exec.Command(proxyBin, "--version").CombinedOutput(); err == nil {
+		s.proxyVersion, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	}
+	s.uncommitted = uncommittedSources()
+	hash, err := hashPassword(proxyBin, s.password, o.cost)
+	if err != nil {
+		return s, cleanup, err
+	}
+	hash2, err := hashPassword(proxyBin, s.password2, o.cost)
 	if err != nil {
 		return s, cleanup, err
 	}
 	s.webConfig = filepath.Join(dir, "web-config.yml")
-	if err := writeWebConfig(s.webConfig, s.tls, s.user, hash); err != nil {
+	if err := writeWebConfig(s.webConfig, s.tls, s.user, hash, s.user2, hash2); err != nil {
 		return s, cleanup, err
 	}
 	runnerConfig := filepath.Join(dir, "config.toml")
@@ -294,17 +395,105 @@ func prepare(ctx context.Context, o options, stderr io.Writer) (*setup, func(), 
 	if ok, why := goodScrape(get(rctx, http.DefaultClient, s.runnerURL+"/metrics", "", "", true, nil)); !ok {
 		return s, cleanup, fmt.Errorf("the runner's /metrics is not a good page (%s); its log:\n%s", why, s.runner.logTail())
 	}
+	if s.page, err = capturePage(ctx, s.runnerURL, filepath.Join(dir, "runner-metrics.txt")); err != nil {
+		return s, cleanup, err
+	}
 	return s, cleanup, nil
 }
 
-// startTarget starts a fresh process of t on a free port and waits until it
-// listens; it returns the process and https://addr.
-func startTarget(ctx context.Context, s *setup, t target, scenario string) (*proc, string, error) {
+// uncommittedSources lists the non-test Go files outside bench/ that differ
+// from git HEAD (or are new): what `make build` compiled that no commit
+// holds. Without git it returns nothing.
+func uncommittedSources() []string {
+	out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=all").Output()
+	if err != nil {
+		return nil
+	}
+	var files []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if len(line) < 4 {
+			continue
+		}
+		f := line[3:]
+		if _, to, ok := strings.Cut(f, " -> "); ok {
+			f = to
+		}
+		if strings.HasSuffix(f, ".go") && !strings.HasSuffix(f, "_test.go") && !strings.HasPrefix(f, "bench/") {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// startUpstream returns the named upstream of the scrape-rate test: the
+// shared runner, or a fresh static server of the captured page, checked to
+// serve it (gzip-compressed on request) before it is used.
+func startUpstream(ctx context.Context, s *setup, name string) (upstream, error) {
+	if name == upstreamRunner {
+		return upstream{name: name, url: s.runnerURL, pid: s.runner.pid(), stop: func() {}}, nil
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return upstream{}, err
+	}
+	p, err := startProc("static upstream", filepath.Join(s.dir, "static-upstream.log"), s.self,
+		"-mode="+modeStaticUpstream, "-listen="+addr, "-page="+s.page.path)
+	if err != nil {
+		return upstream{}, err
+	}
+	if err := waitListening(ctx, p, addr, 15*time.Second); err != nil {
+		p.stop()
+		return upstream{}, err
+	}
+	want, err := os.ReadFile(s.page.path)
+	if err == nil {
+		err = checkStatic(ctx, "http://"+addr+"/metrics", want, s.page.contentType)
+	}
+	if err != nil {
+		p.stop()
+		return upstream{}, fmt.Errorf("the static upstream does not serve the captured page: %w; its log:\n%s", err, p.logTail())
+	}
+	return upstream{name: name, url: "http://" + addr, pid: p.pid(), stop: p.stop}, nil
+}
+
+// checkStatic GETs url with Accept-Encoding: gzip and checks that the answer
+// is gzip-compressed and is the captured page with its Content-Type.
+func checkStatic(ctx context.Context, url string, want []byte, contentType string) error {
+	cl := &http.Client{Transport: &http.Transport{Proxy: nil}} // asks for gzip and decompresses
+	defer cl.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	switch {
+	case err != nil:
+		return err
+	case resp.StatusCode != http.StatusOK || !resp.Uncompressed:
+		return fmt.Errorf("status %d, gzip-compressed %v", resp.StatusCode, resp.Uncompressed)
+	case resp.Header.Get("Content-Type") != contentType:
+		return fmt.Errorf("Content-Type %q, the runner's is %q", resp.Header.Get("Content-Type"), contentType)
+	case string(got) != string(want):
+		return fmt.Errorf("%d bytes that differ from the %d captured", len(got), len(want))
+	}
+	return nil
+}
+
+// startTarget starts a fresh process of t in front of upstreamURL on a free
+// port and waits until it listens; it returns the process and https://addr.
+func startTarget(ctx context.Context, s *setup, t target, upstreamURL, scenario string) (*proc, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := t.start(s, addr, filepath.Join(s.dir, fmt.Sprintf("%s-%s.log", t.key, scenario)))
+	p, err := t.start(s, upstreamURL, addr, filepath.Join(s.dir, fmt.Sprintf("%s-%s.log", t.key, scenario)))
 	if err != nil {
 		return nil, "", err
 	}
@@ -338,169 +527,4 @@ func toolkitVersion() string {
 		}
 	}
 	return "unknown version"
-}
-
-// report prints the tables, then the ratios next to the DESIGN targets.
-func report(w io.Writer, o options, s *setup, ts []target, rates map[string]rateResult, floods map[string]floodResult, load string, took time.Duration) {
-	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
-	enc := "identity"
-	if o.gzip {
-		enc = "gzip"
-	}
-	p("metrics-proxy bench, %s, %s %s/%s, %d CPUs, GOMAXPROCS default in every process, load average before: %s",
-		time.Now().UTC().Format(time.RFC3339), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), load)
-	p("upstream: %s/alloy-runner (idle, no builds) on %s, shared by all proxies", o.binDir, strings.TrimPrefix(s.runnerURL, "http://"))
-	p("proxies, each a fresh process per scenario, started the same way, measured one at a time:")
-	p("  A  metrics-proxy     %s/metrics-proxy, TLS + basic auth (one user, bcrypt cost %d)", o.binDir, o.cost)
-	p("  B  plain TLS proxy   httputil.ReverseProxy behind a TLS http.Server, no authentication (the limit)")
-	p("  C  exporter-toolkit  web.ListenAndServe (exporter-toolkit %s), same web config, same ReverseProxy (what users run today)", toolkitVersion())
-	if r, ok := rates["A"]; ok {
-		p("clients: HTTP/1.1 keep-alive, Accept-Encoding: %s; negotiated with A: %s", enc, r.tls)
-	}
-
-	p("")
-	p("== 1. Keep-alive authenticated scrapes: %d clients, each on its own connection, back to back; %s counted after %s warm-up", o.clients, o.rateDur, o.warmup)
-	if o.rounds > 1 {
-		p("   %d rounds, each measuring A, B, C in turn; figures are over all rounds", o.rounds)
-	}
-	p("   every answer must be 200 with ci_runner_version_info in the body, else it is an error")
-	p("%-20s %9s %8s %8s %8s %7s   %s", "", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "CPU us/req: proxy runner client")
-	for _, t := range ts {
-		r := rates[t.key]
-		p("%-20s %9.1f %8.2f %8.2f %8.2f %7d   %17.0f %6.0f %6.0f",
-			t.key+" "+t.name, r.rps(), ms(r.lat.pct(.5)), ms(r.lat.pct(.99)), ms(r.lat.pct(1)), r.errs.total(),
-			r.perReq(r.proxyCPU), r.perReq(r.runnerCPU), r.perReq(r.clientCPU))
-	}
-	for _, t := range ts {
-		r := rates[t.key]
-		if r.errs.total() > 0 {
-			p("   %s errors: %s", t.key, r.errs)
-		}
-	}
-	if o.rounds > 1 {
-		for _, t := range ts {
-			var rs []string
-			for _, v := range rates[t.key].rounds {
-				rs = append(rs, fmt.Sprintf("%.1f", v))
-			}
-			p("   %s req/s by round: %s", t.key, strings.Join(rs, ", "))
-		}
-	}
-	p("   first contact (fresh process; %d clients at once until each has one 200, then the warm-up starts):", o.clients)
-	for _, t := range ts {
-		r := rates[t.key]
-		p("     %s all had a 200 after %.0f ms; failed answers meanwhile: %s; failed in the warm-up: %s",
-			t.key, ms(r.primeTook), r.primeErrs, r.warmupErrs)
-	}
-
-	p("")
-	p("== 2. Wrong-password flood: %d connections for %s, the right user and a fresh random wrong password per request,", o.floodConns, o.floodDur)
-	p("   ignoring Retry-After, reconnecting when closed; meanwhile a good client scrapes every %s (timeout %s) on its own", o.goodInterval, o.scrapeTimeout)
-	p("   connection. Its credential was accepted once before the flood began (Prometheus has been scraping for a while).")
-	p("   All flood traffic comes from one client address, 127.0.0.1. B has no authentication: n/a.")
-	a, c := floods["A"], floods["C"]
-	row := func(label string, f func(r floodResult) string) {
-		p("%-44s %-24s %-24s", label, f(a), f(c))
-	}
-	p("%-44s %-24s %-24s", "", "A metrics-proxy", "C exporter-toolkit")
-	row("good scrapes succeeded / attempted", func(r floodResult) string { return fmt.Sprintf("%d / %d", r.goodOK, r.goodAttempts) })
-	row("good scrape latency p50 / p99 / max, ms", func(r floodResult) string {
-		return fmt.Sprintf("%.1f / %.1f / %.1f", ms(r.goodLat.pct(.5)), ms(r.goodLat.pct(.99)), ms(r.goodLat.pct(1)))
-	})
-	row("good scrape failures", func(r floodResult) string { return r.goodFail.String() })
-	row("good client reconnections", func(r floodResult) string { return fmt.Sprint(r.goodNewConns) })
-	row("flood requests sent", func(r floodResult) string { return fmt.Sprint(r.sent) })
-	row("flood answers 401 / 429 / other", func(r floodResult) string {
-		other := r.status.total() - r.status["401"] - r.status["429"]
-		return fmt.Sprintf("%d / %d / %d", r.status["401"], r.status["429"], other)
-	})
-	row("flood transport errors / cut off at end", func(r floodResult) string {
-		return fmt.Sprintf("%d / %d", r.errs.total(), r.unanswered)
-	})
-	row("flood connections opened (TLS handshakes)", func(r floodResult) string { return fmt.Sprint(r.newConns) })
-	row("bcrypt checks the flood obtained", func(r floodResult) string { return fmt.Sprintf("%.0f", r.checks) })
-	row("  per minute per address, whole flood", func(r floodResult) string { return fmt.Sprintf("%.1f", perMinute(r.checks, r.dur)) })
-	row("  per minute per address, second half", func(r floodResult) string {
-		return fmt.Sprintf("%.1f (%.0f in %.1fs)", perMinute(r.lateChecks, r.dur-r.lateFrom), r.lateChecks, (r.dur - r.lateFrom).Seconds())
-	})
-	row("proxy CPU during the flood, s", func(r floodResult) string { return fmt.Sprintf("%.1f", r.proxyCPU.Seconds()) })
-	row("bench (clients) CPU during the flood, s", func(r floodResult) string { return fmt.Sprintf("%.1f", r.clientCPU.Seconds()) })
-	row("peak RSS (VmHWM) / VmRSS at end, MiB", func(r floodResult) string {
-		return fmt.Sprintf("%.1f / %.1f", r.mem.hwmMiB(), r.mem.rssMiB())
-	})
-	for _, k := range []string{"A", "C"} {
-		r := floods[k]
-		if len(r.goodFailAt) > 0 {
-			p("   %s first good-scrape failures: %s", k, strings.Join(r.goodFailAt, "; "))
-		}
-		if k == "A" {
-			p("   A bcrypt checks: %s; the good client's own during the flood: %.0f", r.checksHow, r.goodChecks)
-			p("   A flood checks over time (s:cumulative): %s", strings.Join(r.timeline, " "))
-			p("   A metrics_proxy_auth_attempts_total during the flood: %s", attemptsString(r.attempts))
-		} else {
-			p("   C bcrypt checks: %s", r.checksHow)
-			if r.checks < 100 {
-				p("   C note: the toolkit caches every failure in one 100-entry cache and evicts at random only once it is full; %.0f failures", r.checks)
-				p("     did not fill it, so the good client's cached credential could not have been evicted in this flood")
-			}
-		}
-	}
-
-	p("")
-	p("== 3. Peak resident memory of each proxy process, MiB: VmHWM (VmRSS at the end)")
-	p("%-20s %-18s %-18s", "", "scrape-rate test", "flood")
-	for _, t := range ts {
-		fl := "n/a"
-		if r, ok := floods[t.key]; ok {
-			fl = fmt.Sprintf("%.1f (%.1f)", r.mem.hwmMiB(), r.mem.rssMiB())
-		}
-		r := rates[t.key]
-		p("%-20s %-18s %-18s", t.key+" "+t.name, fmt.Sprintf("%.1f (%.1f)", r.mem.hwmMiB(), r.mem.rssMiB()), fl)
-	}
-
-	p("")
-	p("== Ratios and DESIGN targets (figures only; the bench never passes or fails on time)")
-	ra, rb, rc := rates["A"].rps(), rates["B"].rps(), rates["C"].rps()
-	p("  keep-alive rate  metrics-proxy / plain TLS proxy  = %s (target >= 0.95x)", ratio(ra, rb, 0.95))
-	p("  keep-alive rate  metrics-proxy / exporter-toolkit = %s (target >= 1.40x)", ratio(ra, rc, 1.4))
-	pa, pb, pc := rates["A"].perReq(rates["A"].proxyCPU), rates["B"].perReq(rates["B"].proxyCPU), rates["C"].perReq(rates["C"].proxyCPU)
-	if pa > 0 && pb > 0 && pc > 0 {
-		p("  proxy CPU per scrape (not a target): metrics-proxy / plain TLS proxy = %.2fx, metrics-proxy / exporter-toolkit = %.2fx", pa/pb, pa/pc)
-	}
-	p("  flood, good scrapes: metrics-proxy %d/%d, p99 %.1f ms %s (target: every scrape, p99 < 50 ms); exporter-toolkit %d/%d, p99 %.1f ms",
-		a.goodOK, a.goodAttempts, ms(a.goodLat.pct(.99)),
-		mark(a.goodAttempts > 0 && a.goodOK == a.goodAttempts && a.goodLat.pct(.99) < 50*time.Millisecond),
-		c.goodOK, c.goodAttempts, ms(c.goodLat.pct(.99)))
-	lateA := perMinute(a.lateChecks, a.dur-a.lateFrom)
-	p("  flood, bcrypt checks per minute per address after the first burst (second half): metrics-proxy %.1f %s (target <= 10); exporter-toolkit %.1f",
-		lateA, mark(lateA <= 10), perMinute(c.lateChecks, c.dur-c.lateFrom))
-	p("  flood, metrics-proxy peak RSS %.1f MiB %s (target < 64 MiB); exporter-toolkit %.1f MiB",
-		a.mem.hwmMiB(), mark(a.mem.hwmMiB() < 64), c.mem.hwmMiB())
-	p("  runner /metrics render with 100 builds: BenchmarkRender100Builds below (target p99 < 5 ms)")
-	p("")
-	p("proxy bench took %s", took.Round(time.Second))
-}
-
-func ratio(a, b, target float64) string {
-	if b == 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.2fx %s", a/b, mark(a/b >= target))
-}
-
-func mark(met bool) string {
-	if met {
-		return "[meets]"
-	}
-	return "[misses]"
-}
-
-func attemptsString(m map[string]float64) string {
-	var parts []string
-	for _, k := range []string{"ok_cached", "ok", "unauthorized", "throttled", "busy"} {
-		if v, ok := m[k]; ok {
-			parts = append(parts, fmt.Sprintf("%s %.0f", k, v))
-		}
-	}
-	return strings.Join(parts, ", ")
 }

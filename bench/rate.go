@@ -18,14 +18,14 @@ type rateResult struct {
 	// (the first right password costs bcrypt); primeErrs are the failed
 	// answers meanwhile. Only the first round, on a fresh process, says
 	// something about first contact.
-	primeTook time.Duration
-	primeErrs counts
-	proxyCPU  time.Duration // CPU used in the window by the proxy,
-	runnerCPU time.Duration // ... the runner,
-	clientCPU time.Duration // ... and the bench's clients
-	mem       memory        // the proxy's, at the end
-	tls       string
-	rounds    []float64 // req/s of each round
+	primeTook   time.Duration
+	primeErrs   counts
+	proxyCPU    time.Duration // CPU used in the window by the proxy,
+	upstreamCPU time.Duration // ... the upstream (runner or static),
+	clientCPU   time.Duration // ... and the bench's clients
+	mem         memory        // the proxy's, at the end
+	tls         string
+	rounds      []float64 // req/s of each round
 }
 
 func (r rateResult) rps() float64 {
@@ -62,7 +62,7 @@ func (r *rateResult) add(x rateResult) {
 		r.warmupErrs[k] += v
 	}
 	r.proxyCPU += x.proxyCPU
-	r.runnerCPU += x.runnerCPU
+	r.upstreamCPU += x.upstreamCPU
 	r.clientCPU += x.clientCPU
 	r.rounds = append(r.rounds, x.rps())
 }
@@ -73,8 +73,9 @@ const primeLimit = 60 * time.Second
 // measureRate runs o.clients goroutines, each with its own keep-alive
 // connection, scraping url with the right password: first until each has had
 // one good answer, then back to back for o.warmup (not counted) and o.rateDur
-// (counted: requests completed in the window).
-func measureRate(ctx context.Context, o options, s *setup, url string, proxyPID int) rateResult {
+// (counted: requests completed in the window). CPU is sampled from the proxy
+// (proxyPID), its upstream (upstreamPID) and the bench itself.
+func measureRate(ctx context.Context, o options, s *setup, url string, proxyPID, upstreamPID int) rateResult {
 	start := time.Now()
 	var t0, tEnd time.Time // set before go is closed
 	goCh := make(chan struct{})
@@ -150,7 +151,7 @@ func measureRate(ctx context.Context, o options, s *setup, url string, proxyPID 
 	t0 = time.Now().Add(o.warmup)
 	tEnd = t0.Add(o.rateDur)
 	close(goCh)
-	meter := cpuMeter{pids: []int{proxyPID, s.runner.pid(), 0}}
+	meter := cpuMeter{pids: []int{proxyPID, upstreamPID, 0}}
 	var cpu []time.Duration
 	if sleepCtx(ctx, time.Until(t0)) {
 		cpu0 := meter.sample()
@@ -179,7 +180,7 @@ func measureRate(ctx context.Context, o options, s *setup, url string, proxyPID 
 		}
 	}
 	if cpu != nil {
-		r.proxyCPU, r.runnerCPU, r.clientCPU = cpu[0], cpu[1], cpu[2]
+		r.proxyCPU, r.upstreamCPU, r.clientCPU = cpu[0], cpu[1], cpu[2]
 	}
 	return r
 }

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	stdlog "log"
 	"net"
@@ -100,6 +101,11 @@ type Options struct {
 	// known-good credential are never throttled, so never delayed. Zero means
 	// DefaultThrottleDelay; negative answers at once.
 	ThrottleDelay time.Duration
+	// RateLimiter returns the web config's rate_limit bucket in force, or nil
+	// for none; it is asked on every request, so a reload applies at once.
+	// Like exporter-toolkit's, it is shared by all clients and applied before
+	// authentication. Nil means no rate limit.
+	RateLimiter func() *rate.Limiter
 	// Authorizer checks credentials; nil allows every request.
 	Authorizer Authorizer
 	// Logger receives upstream failures (error) and refusals (debug). Nil
@@ -128,6 +134,7 @@ type Handler struct {
 	// wait to see the delay without spending it.
 	throttleDelay time.Duration
 	wait          func(ctx context.Context, d time.Duration)
+	limiter       func() *rate.Limiter
 }
 
 // New validates o and returns the handler. Errors say which option is wrong
@@ -177,6 +184,7 @@ func New(o Options) (*Handler, error) {
 
 		throttleDelay: o.ThrottleDelay,
 		wait:          sleepCtx,
+		limiter:       o.RateLimiter,
 	}
 	if h.throttleDelay == 0 {
 		h.throttleDelay = DefaultThrottleDelay
@@ -230,6 +238,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := judgePath(p); err != nil {
 		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", err.Error())
 		return
+	}
+	if h.limiter != nil {
+		if l := h.limiter(); l != nil && !l.Allow() {
+			w.Header().Set("Retry-After", "1")
+			h.refuse(w, http.StatusTooManyRequests, outcomeRateLimited, "too many requests", "rate_limit exceeded")
+			return
+		}
 	}
 	if h.auth != nil {
 		d := h.auth.Authorize(r)

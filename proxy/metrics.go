@@ -20,6 +20,7 @@ const (
 	outcomeUpstreamError    = "upstream_error"
 	outcomeUpstreamTimeout  = "upstream_timeout"
 	outcomeResponseTooLarge = "response_too_large"
+	outcomeRateLimited      = "rate_limited"
 )
 
 // allOutcomes lists every outcome so each series exists at 0 from the start:
@@ -29,6 +30,7 @@ func allOutcomes() []string {
 		outcomeOK, outcomeUnauthorized, outcomeThrottled, outcomeBusy,
 		outcomeMethodNotAllowed, outcomeBadRequest, outcomeForbiddenPath,
 		outcomeUpstreamError, outcomeUpstreamTimeout, outcomeResponseTooLarge,
+		outcomeRateLimited,
 	}
 }
 
@@ -57,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_requests_total",
-			Help: "Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large.",
+			Help: "Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit).",
 		}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "metrics_proxy_upstream_request_duration_seconds",

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"golang.org/x/time/rate"
 	"io"
 	"net/http"
 	"strings"
@@ -23,13 +24,14 @@ func TestEveryOutcomeStartsAtZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `
-# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large.
+# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit).
 # TYPE metrics_proxy_requests_total counter
 metrics_proxy_requests_total{outcome="bad_request"} 0
 metrics_proxy_requests_total{outcome="busy"} 0
 metrics_proxy_requests_total{outcome="forbidden_path"} 0
 metrics_proxy_requests_total{outcome="method_not_allowed"} 0
 metrics_proxy_requests_total{outcome="ok"} 0
+metrics_proxy_requests_total{outcome="rate_limited"} 0
 metrics_proxy_requests_total{outcome="response_too_large"} 0
 metrics_proxy_requests_total{outcome="throttled"} 0
 metrics_proxy_requests_total{outcome="unauthorized"} 0
@@ -135,6 +137,7 @@ func TestProxyMetricsAreServedLocallyWithExactCounts(t *testing.T) {
 	// The scrape of /proxy/metrics is itself counted as ok before it renders.
 	for _, line := range []string{
 		`metrics_proxy_requests_total{outcome="ok"} 3`,
+		`metrics_proxy_requests_total{outcome="rate_limited"} 0`,
 		`metrics_proxy_requests_total{outcome="unauthorized"} 3`,
 		`metrics_proxy_requests_total{outcome="method_not_allowed"} 1`,
 		`metrics_proxy_requests_total{outcome="bad_request"} 2`,
@@ -148,13 +151,14 @@ func TestProxyMetricsAreServedLocallyWithExactCounts(t *testing.T) {
 	}
 
 	want := `
-# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large.
+# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit).
 # TYPE metrics_proxy_requests_total counter
 metrics_proxy_requests_total{outcome="bad_request"} 2
 metrics_proxy_requests_total{outcome="busy"} 0
 metrics_proxy_requests_total{outcome="forbidden_path"} 1
 metrics_proxy_requests_total{outcome="method_not_allowed"} 1
 metrics_proxy_requests_total{outcome="ok"} 3
+metrics_proxy_requests_total{outcome="rate_limited"} 0
 metrics_proxy_requests_total{outcome="response_too_large"} 0
 metrics_proxy_requests_total{outcome="throttled"} 0
 metrics_proxy_requests_total{outcome="unauthorized"} 3
@@ -180,4 +184,24 @@ func TestUpstreamFailuresAreCounted(t *testing.T) {
 	})
 	g.serve("GET", "/metrics", authorized())
 	assertCount(t, g, outcomeResponseTooLarge, 1)
+}
+
+// rate_limit from the web config: a bucket shared by every client, applied
+// before authentication, as exporter-toolkit applies it.
+func TestRateLimitFromWebConfig(t *testing.T) {
+	l := rate.NewLimiter(rate.Every(time.Hour), 2)
+	f := newFixture(t, Options{RateLimiter: func() *rate.Limiter { return l }}, nil)
+	for i := range 2 {
+		if w := f.serve("GET", "/metrics", authorized()); w.Code != http.StatusOK {
+			t.Fatalf("request %d: %d", i, w.Code)
+		}
+	}
+	w := f.serve("GET", "/metrics", authorized())
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || w.Body.String() != "too many requests\n" {
+		t.Fatalf("over the limit: %d Retry-After %q body %q", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	assertCount(t, f, outcomeRateLimited, 1)
+	if n := len(f.up.requests()); n != 2 {
+		t.Fatalf("upstream saw %d requests, want 2", n)
+	}
 }

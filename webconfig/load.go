@@ -17,6 +17,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"io/fs"
 	"os"
@@ -60,6 +61,10 @@ type Config struct {
 	// then cert_file, key_file and client_ca_file when set. A change to any
 	// of them is a reason to reload.
 	Files []string
+	// Limiter is rate_limit as a token bucket shared by all requests, or nil
+	// when the file sets none. It is the one part of a Config that changes
+	// (its tokens); a reload starts a fresh bucket.
+	Limiter *rate.Limiter
 	// Warnings are problems that do not stop the config from being served
 	// (expired certificate, cheap bcrypt cost, basic auth over plain HTTP).
 	// The Store logs them at level warn.
@@ -225,8 +230,19 @@ func (l *loader) run() *Config {
 		NotAfter: notAfter,
 		Files:    files,
 		Warnings: l.warnings,
+		Limiter:  newLimiter(wc.RateLimiterConfig),
 		reads:    l.reads,
 	}
+}
+
+// newLimiter is exporter-toolkit's rate_limit: a token bucket over all
+// requests, refilled one token per interval up to burst. None without an
+// interval.
+func newLimiter(r web.RateLimiterConfig) *rate.Limiter {
+	if r.Interval <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Every(r.Interval), r.Burst)
 }
 
 // decode parses the YAML exactly as exporter-toolkit does: its defaults,

@@ -349,3 +349,26 @@ func TestUnknownKeyThatLooksLikeASecretIsNotEchoed(t *testing.T) {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 }
+
+// rate_limit becomes a token bucket built once per load; without an
+// interval there is none.
+func TestRateLimitBecomesALimiter(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/web.yml"
+	if err := os.WriteFile(path, []byte("rate_limit:\n  interval: 1s\n  burst: 5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limiter == nil || c.Limiter.Burst() != 5 || c.Limiter.Limit() != 1 {
+		t.Fatalf("limiter = %+v", c.Limiter)
+	}
+	if err := os.WriteFile(path, []byte("basic_auth_users: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(path); err != nil || c.Limiter != nil {
+		t.Fatalf("without rate_limit: %v, %v", c.Limiter, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -129,6 +130,7 @@ func serve(logger log.Logger, s serveConfig) int {
 		Timeout:          s.upstreamTimeout,
 		MaxResponseBytes: s.maxResponseBytes,
 		ThrottleDelay:    throttleDelay(s.throttleDelay),
+		RateLimiter:      func() *rate.Limiter { return current().Limiter },
 		Authorizer:       authorizer{verifier},
 		Logger:           log.With(logger, "component", "proxy"),
 		Registerer:       reg,

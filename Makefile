@@ -43,9 +43,11 @@ build:
 # The end-to-end tests run the binaries in bin/ (ALLOY_BIN_DIR), built with the
 # same flags a user gets. Fuzz seed corpora run as ordinary tests.
 test: build
+	./scripts/test-deps.sh
 	ALLOY_BIN_DIR=$(CURDIR)/$(BINDIR) $(GO) test -race -count=1 -timeout 15m ./...
 
 lint:
+	@command -v $(STATICCHECK) >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...

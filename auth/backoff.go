@@ -14,7 +14,7 @@ import (
 // from that address that is not already known to be good is answered 429 without
 // bcrypt; each further checked attempt doubles the window, up to backoffCap. So
 // after its burst an address gets checks at about 1, 3, 7, 15, 31 and 63 s, then
-// one a minute: at most 6 in the first minute and 1 a minute after that.
+// one a minute: at most 5 in the first minute and 1 a minute after that.
 //
 // An address is forgotten once it has had no checked attempt for forgetAfter, or at
 // once when bcrypt accepts a credential from it. An address that keeps making new

@@ -20,8 +20,11 @@ const (
 	StageAfterScript   Stage = "after_script"
 )
 
-// Stages lists every stage in the order a job goes through them.
-var Stages = []Stage{StagePrepareScript, StageGetSources, StageBuildScript, StageAfterScript}
+// Stages lists every stage in the order a job goes through them. It is a
+// function so that no caller can change the list for everyone.
+func Stages() []Stage {
+	return []Stage{StagePrepareScript, StageGetSources, StageBuildScript, StageAfterScript}
+}
 
 // State is where a job stands: running, or the way it ended.
 type State string
@@ -36,7 +39,9 @@ const (
 )
 
 // States lists every state, running first.
-var States = []State{StateRunning, StateFinished, StateCanceled, StateTimedout, StateTerminated}
+func States() []State {
+	return []State{StateRunning, StateFinished, StateCanceled, StateTimedout, StateTerminated}
+}
 
 // Tracker holds the runner's live builds. It is safe for concurrent use and
 // is a prometheus.Collector for ci_runner_builds.
@@ -95,12 +100,12 @@ func (b *Build) Done() {
 
 // Counts returns how many builds are in each stage and state right now.
 func (t *Tracker) Counts() map[Stage]map[State]int {
-	out := make(map[Stage]map[State]int, len(Stages))
+	out := make(map[Stage]map[State]int, len(Stages()))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for b := range t.builds {
 		if out[b.stage] == nil {
-			out[b.stage] = make(map[State]int, len(States))
+			out[b.stage] = make(map[State]int, len(States()))
 		}
 		out[b.stage][b.state]++
 	}
@@ -115,8 +120,9 @@ func (t *Tracker) Describe(ch chan<- *prometheus.Desc) { ch <- t.desc }
 // vanish when the runner goes idle.
 func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	counts := t.Counts()
-	for _, stage := range Stages {
-		for _, state := range States {
+	states := States()
+	for _, stage := range Stages() {
+		for _, state := range states {
 			ch <- prometheus.MustNewConstMetric(t.desc, prometheus.GaugeValue,
 				float64(counts[stage][state]), string(stage), string(state))
 		}

@@ -9,16 +9,16 @@ import (
 
 func TestGaugeFollowsBuilds(t *testing.T) {
 	tr := NewTracker()
-	if n := testutil.CollectAndCount(tr); n != len(Stages)*len(States) {
-		t.Fatalf("series = %d, want %d", n, len(Stages)*len(States))
+	if n := testutil.CollectAndCount(tr); n != len(Stages())*len(States()) {
+		t.Fatalf("series = %d, want %d", n, len(Stages())*len(States()))
 	}
 	a, b := tr.Start(), tr.Start()
 	b.SetStage(StageBuildScript)
 	want := func(prep, build, buildTimedout float64) string {
 		var s strings.Builder
 		s.WriteString("# HELP ci_runner_builds The current number of running builds.\n# TYPE ci_runner_builds gauge\n")
-		for _, st := range Stages {
-			for _, sa := range States {
+		for _, st := range Stages() {
+			for _, sa := range States() {
 				v := 0.0
 				switch {
 				case st == StagePrepareScript && sa == StateRunning:

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -58,9 +59,12 @@ type Runner struct {
 	Shell     string `toml:"shell"`
 }
 
+// SafeURL is the runner's URL with any password in it hidden, for output.
+func (r Runner) SafeURL() string { return safeURL(r.URL) }
+
 // String names the runner without its token, for logs and errors.
 func (r Runner) String() string {
-	return fmt.Sprintf("runner %q (%s)", r.Name, r.URL)
+	return fmt.Sprintf("runner %q (%s)", r.Name, safeURL(r.URL))
 }
 
 // Load reads the file at path, fills in defaults and validates it. Errors name
@@ -83,7 +87,7 @@ func Parse(name string, b []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("config file %s:%d: %s", name, errorLine(b, pe), pe.Message)
+			return nil, fmt.Errorf("config file %s:%d: %s", name, errorLine(b, pe), hideValues(pe.Message))
 		}
 		// Type mismatches carry no position; the key name says where to look.
 		return nil, fmt.Errorf("config file %s: %v", name, err)
@@ -130,6 +134,25 @@ func errorLine(b []byte, pe toml.ParseError) int {
 	return pe.Position.Line
 }
 
+// hideValues blanks the text the TOML parser quotes from the file ("found
+// \"xSECRET\" instead"): on a token line, that is the token.
+func hideValues(msg string) string {
+	return quotedRE.ReplaceAllString(msg, "(value not shown)")
+}
+
+// quotedRE matches a double-quoted fragment of a parser message.
+var quotedRE = regexp.MustCompile(`"[^"]*"`)
+
+// safeURL is u for messages: its password, if any, replaced by "xxxxx", and
+// nothing at all when it does not parse.
+func safeURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return p.Redacted()
+}
+
 func (c *Config) validate() error {
 	var errs []error
 	if c.Concurrent < 0 {
@@ -151,7 +174,7 @@ func (c *Config) validate() error {
 		}
 		names[r.Name] = true
 		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("%s: url %q is not an http(s) URL of the coordinator, e.g. https://alloy.example.com/", where, r.URL))
+			errs = append(errs, fmt.Errorf("%s: url %q is not an http(s) URL of the coordinator, e.g. https://alloy.example.com/", where, safeURL(r.URL)))
 		}
 		if r.Token == "" {
 			errs = append(errs, fmt.Errorf("%s: token is missing; get one with alloy-runner register", where))

@@ -159,3 +159,21 @@ func TestEditRefusesBrokenFile(t *testing.T) {
 		t.Fatalf("broken file was rewritten: %q", b)
 	}
 }
+
+// A token with a syntax error on its line, or a URL with a password, must not
+// reach the error message (it is logged on start and on every SIGHUP).
+func TestErrorsNeverQuoteSecretValues(t *testing.T) {
+	for _, in := range []string{
+		"[[runners]]\nname='a'\ntoken = xSECRETTOKEN123abc\n",
+		"[[runners]]\nname='a'\nurl='https://u:SECRETPASS@x y/'\ntoken='t'\n",
+	} {
+		_, err := Parse("c.toml", []byte(in))
+		if err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("Parse(%q) = %v", in, err)
+		}
+	}
+	r := Runner{Name: "a", URL: "https://u:SECRETPASS@alloy.example.com/"}
+	if strings.Contains(r.String(), "SECRETPASS") || strings.Contains(r.SafeURL(), "SECRETPASS") {
+		t.Errorf("String %q, SafeURL %q", r.String(), r.SafeURL())
+	}
+}

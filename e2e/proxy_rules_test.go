@@ -319,7 +319,7 @@ func TestProxyRulePublicDoor(t *testing.T) {
 		// public door keeps asking for the password.
 		writeFile(t, f, tlsBlock)
 		pr.waitLog(`msg="Web config reload failed; still serving the last good config".*` +
-			regexp.QuoteMeta(f+": removing authentication (basic_auth_users, or verified client certificates) needs a restart of metrics-proxy"))
+			regexp.QuoteMeta(f+": removing basic_auth_users needs a restart of metrics-proxy; the running config requires a password"))
 		if resp, _ := rulesDo(t, c, "GET", url, "", "", nil); resp.StatusCode != 401 {
 			t.Fatalf("anonymous after an edit dropping the users: %d, want 401", resp.StatusCode)
 		}

@@ -25,6 +25,7 @@ const (
 	idleTimeout       = 60 * time.Second
 	maxHeaderBytes    = 16 << 10
 	writeSlack        = 30 * time.Second
+	stopGrace         = 3 * time.Second
 )
 
 // Options configure a Server.
@@ -156,6 +157,10 @@ func (s *Server) stopLocked(ctx context.Context) {
 	if s.live == nil {
 		return
 	}
+	// A local client holding a request (a 30 s profile, a slow reader) must
+	// not stall a move or a stop for long: past a few seconds it is cut off.
+	ctx, cancel := context.WithTimeout(ctx, stopGrace)
+	defer cancel()
 	if err := s.live.srv.Shutdown(ctx); err != nil {
 		s.live.srv.Close()
 	}

@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/time/rate"
 	"io"
 	stdlog "log"
 	"net"
@@ -34,10 +33,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alloyci/hardened-runner/listener"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 )
 
 // Defaults for Options fields left at their zero value.
@@ -103,9 +104,15 @@ type Options struct {
 	ThrottleDelay time.Duration
 	// RateLimiter returns the web config's rate_limit bucket in force, or nil
 	// for none; it is asked on every request, so a reload applies at once.
-	// Like exporter-toolkit's, it is shared by all clients and applied before
-	// authentication. Nil means no rate limit.
+	// Like exporter-toolkit's it is shared by all clients, but it is applied
+	// after authentication, so anonymous requests cannot use it up.
 	RateLimiter func() *rate.Limiter
+	// LoopbackHostsOnly, when it returns true, refuses (421) requests whose
+	// Host is not localhost or a loopback literal. The proxy rewrites Host
+	// for the upstream, so the runner's own Host guard cannot see the
+	// client's; without authentication this check is what stops a web page
+	// in a local browser (DNS rebinding). Nil means never.
+	LoopbackHostsOnly func() bool
 	// Authorizer checks credentials; nil allows every request.
 	Authorizer Authorizer
 	// Logger receives upstream failures (error) and refusals (debug). Nil
@@ -134,8 +141,18 @@ type Handler struct {
 	// wait to see the delay without spending it.
 	throttleDelay time.Duration
 	wait          func(ctx context.Context, d time.Duration)
-	limiter       func() *rate.Limiter
+	// delaying bounds the refusals held back at once: each holds a
+	// goroutine, and HTTP/2 lets one connection open many streams. Past
+	// the bound, throttled requests are answered at once (and closed).
+	delaying chan struct{}
+	limiter  func() *rate.Limiter
+	// loopbackHostsOnly reports whether requests must name a loopback host
+	// (when nothing authenticates them: DNS rebinding from a local browser).
+	loopbackHostsOnly func() bool
 }
+
+// maxDelayed bounds the throttled answers held back at once.
+const maxDelayed = 256
 
 // New validates o and returns the handler. Errors say which option is wrong
 // and how to fix it.
@@ -184,7 +201,10 @@ func New(o Options) (*Handler, error) {
 
 		throttleDelay: o.ThrottleDelay,
 		wait:          sleepCtx,
+		delaying:      make(chan struct{}, maxDelayed),
 		limiter:       o.RateLimiter,
+
+		loopbackHostsOnly: o.LoopbackHostsOnly,
 	}
 	if h.throttleDelay == 0 {
 		h.throttleDelay = DefaultThrottleDelay
@@ -239,12 +259,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", err.Error())
 		return
 	}
-	if h.limiter != nil {
-		if l := h.limiter(); l != nil && !l.Allow() {
-			w.Header().Set("Retry-After", "1")
-			h.refuse(w, http.StatusTooManyRequests, outcomeRateLimited, "too many requests", "rate_limit exceeded")
-			return
-		}
+	if h.loopbackHostsOnly != nil && h.loopbackHostsOnly() && !loopbackHost(r.Host) {
+		h.refuse(w, http.StatusMisdirectedRequest, outcomeBadRequest, "misdirected request", "Host is not a loopback name and nothing authenticates the request")
+		return
 	}
 	if h.auth != nil {
 		d := h.auth.Authorize(r)
@@ -258,10 +275,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			outcome := denialOutcome(d.Outcome())
 			h.metrics.count(outcome)
 			if outcome == outcomeThrottled && h.throttleDelay > 0 {
-				h.wait(r.Context(), h.throttleDelay)
+				select {
+				case h.delaying <- struct{}{}:
+					h.wait(r.Context(), h.throttleDelay)
+					<-h.delaying
+				default:
+				}
 			}
 			closeAfter(w)
 			d.WriteError(w)
+			return
+		}
+	}
+	// rate_limit is applied to authenticated requests only: before
+	// authentication, anonymous traffic could spend the shared bucket and
+	// lock out a scraper with the right password (the back-off already
+	// bounds what anonymous clients cost).
+	if h.limiter != nil {
+		if l := h.limiter(); l != nil && !l.Allow() {
+			w.Header().Set("Retry-After", "1")
+			h.refuse(w, http.StatusTooManyRequests, outcomeRateLimited, "too many requests", "rate_limit exceeded")
 			return
 		}
 	}
@@ -491,4 +524,14 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// loopbackHost reports whether a Host header names localhost or a loopback
+// literal, with or without a port.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	return listener.IsLoopbackHost(host)
 }

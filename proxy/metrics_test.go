@@ -2,15 +2,16 @@ package proxy
 
 import (
 	"context"
-	"golang.org/x/time/rate"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/time/rate"
 )
 
 func counterValue(t *testing.T, f *fixture, outcome string) float64 {
@@ -187,13 +188,20 @@ func TestUpstreamFailuresAreCounted(t *testing.T) {
 }
 
 // rate_limit from the web config: a bucket shared by every client, applied
-// before authentication, as exporter-toolkit applies it.
+// after authentication, so anonymous requests cannot spend it and lock out a
+// scraper with the right password.
 func TestRateLimitFromWebConfig(t *testing.T) {
 	l := rate.NewLimiter(rate.Every(time.Hour), 2)
-	f := newFixture(t, Options{RateLimiter: func() *rate.Limiter { return l }}, nil)
+	f := newFixture(t, Options{Authorizer: fakeAuth{}, RateLimiter: func() *rate.Limiter { return l }}, nil)
+	f.h.wait = func(context.Context, time.Duration) {}
+	for i := range 10 {
+		if w := f.serve("GET", "/metrics", nil); w.Code != http.StatusUnauthorized {
+			t.Fatalf("anonymous request %d: %d", i, w.Code)
+		}
+	}
 	for i := range 2 {
 		if w := f.serve("GET", "/metrics", authorized()); w.Code != http.StatusOK {
-			t.Fatalf("request %d: %d", i, w.Code)
+			t.Fatalf("authorized request %d after the anonymous ones: %d", i, w.Code)
 		}
 	}
 	w := f.serve("GET", "/metrics", authorized())
@@ -203,5 +211,51 @@ func TestRateLimitFromWebConfig(t *testing.T) {
 	assertCount(t, f, outcomeRateLimited, 1)
 	if n := len(f.up.requests()); n != 2 {
 		t.Fatalf("upstream saw %d requests, want 2", n)
+	}
+}
+
+// Without authentication (a loopback demo), a web page in a local browser
+// could reach the proxy by DNS rebinding, and the proxy rewrites Host, so the
+// runner's guard would not see it: the proxy refuses foreign Hosts itself.
+func TestLoopbackHostsOnlyWithoutAuthentication(t *testing.T) {
+	f := newFixture(t, Options{LoopbackHostsOnly: func() bool { return true }}, nil)
+	for _, host := range []string{"attacker.example", "attacker.example:9253", "127.0.0.1.nip.io", ""} {
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.Host = host
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		if w.Code != http.StatusMisdirectedRequest {
+			t.Errorf("Host %q: %d, want 421", host, w.Code)
+		}
+	}
+	f.up.untouched(t)
+	for _, host := range []string{"localhost:9253", "127.0.0.1:9253", "[::1]:9253"} {
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.Header = authorized()
+		r.Host = host
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Errorf("Host %q: %d, want 200", host, w.Code)
+		}
+	}
+}
+
+// Held-back 429s are bounded: each holds a goroutine, and HTTP/2 lets one
+// connection open many streams; past the bound they are answered at once.
+func TestHeldBackRefusalsAreBounded(t *testing.T) {
+	f := newFixture(t, Options{Authorizer: fakeAuth{deny: "throttled"}}, nil)
+	waits := 0
+	f.h.wait = func(context.Context, time.Duration) { waits++ }
+	for range cap(f.h.delaying) {
+		f.h.delaying <- struct{}{}
+	}
+	if w := f.serve("GET", "/metrics", nil); w.Code != http.StatusTooManyRequests || waits != 0 {
+		t.Fatalf("with every delay slot taken: %d, held back %d times; want 429 at once", w.Code, waits)
+	}
+	<-f.h.delaying
+	f.serve("GET", "/metrics", nil)
+	if waits != 1 || len(f.h.delaying) != cap(f.h.delaying)-1 {
+		t.Fatalf("held back %d times, %d slots taken; want 1 and the slot given back", waits, len(f.h.delaying))
 	}
 }

@@ -48,5 +48,11 @@ var (
 // dependency chose to quote.
 func redact(s string) string {
 	s = pemRE.ReplaceAllString(s, "[PEM redacted]")
-	return bcryptLikeRE.ReplaceAllString(s, "[hash redacted]")
+	s = bcryptLikeRE.ReplaceAllString(s, "[hash redacted]")
+	// yaml.v2 quotes the offending value of a type error in backticks
+	// ("cannot unmarshal !!str `hunter2...`"): a password in the wrong place.
+	return yamlValueRE.ReplaceAllString(s, "(value not shown)")
 }
+
+// yamlValueRE matches a value yaml.v2 quotes in a type error.
+var yamlValueRE = regexp.MustCompile("`[^`]*`")

@@ -17,7 +17,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"golang.org/x/time/rate"
 	"io"
 	"io/fs"
 	"os"
@@ -31,6 +30,7 @@ import (
 	config_util "github.com/prometheus/common/config"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
+	"golang.org/x/time/rate"
 )
 
 // maxFileSize bounds every read. The files are a few KiB; the bound keeps a

@@ -324,7 +324,7 @@ func TestLoadRefusesHugeFile(t *testing.T) {
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
 		`user "$2y$10$abc./XYZ": bad`:                                        `user "[hash redacted]": bad`,
-		"cannot unmarshal !!str `$2y$10$...` into":                           "cannot unmarshal !!str `[hash redacted]` into",
+		"cannot unmarshal !!str `$2y$10$...` into":                           "cannot unmarshal !!str (value not shown) into",
 		"key -----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY----- x": "key [PEM redacted] x",
 		"cut -----BEGIN EC PRIVATE KEY-----\\nMHcCAQEE":                      "cut [PEM redacted]",
 		"nothing secret here":                                                "nothing secret here",

@@ -171,20 +171,20 @@ func (s *Store) compatible(next *Config) error {
 		}
 		return errors.New(s.path + ": turning TLS off needs a restart of metrics-proxy; the listener was started with TLS")
 	}
-	// Losing authentication is what a half-written file that still parses
-	// looks like; even on loopback (open to every local user and CI job) it
-	// must be a deliberate restart, never a reload.
-	if authenticates(cur) && !authenticates(next) {
-		return errors.New(s.path + ": removing authentication (basic_auth_users, or verified client certificates) needs a restart of metrics-proxy; the running config requires it")
+	// Losing an authentication factor is what a half-written file that
+	// still parses looks like; even on loopback (open to every local user
+	// and CI job) it must be a deliberate restart, never a reload.
+	if cur.HasUsers() && !next.HasUsers() {
+		return errors.New(s.path + ": removing basic_auth_users needs a restart of metrics-proxy; the running config requires a password")
+	}
+	if cur.VerifiesClientCerts() && !next.VerifiesClientCerts() {
+		return errors.New(s.path + ": removing client certificate verification (client_auth_type: RequireAndVerifyClientCert) needs a restart of metrics-proxy; the running config requires it")
 	}
 	if cur.TLSEnabled() && cur.Web.HTTPConfig.HTTP2 != next.Web.HTTPConfig.HTTP2 {
 		return errors.New(s.path + ": changing http_server_config.http2 needs a restart of metrics-proxy")
 	}
 	return nil
 }
-
-// authenticates reports whether c requires clients to authenticate.
-func authenticates(c *Config) bool { return c.HasUsers() || c.VerifiesClientCerts() }
 
 func (s *Store) logWarnings(cfg *Config) {
 	for _, w := range cfg.Warnings {

@@ -262,7 +262,7 @@ func TestReloadNeverDropsAuthentication(t *testing.T) {
 	e := newStoreEnv(t, "tls_users.good.yml")
 	copyFixture(t, e.path, "tls.good.yml")
 	err := e.store.Reload()
-	want := e.path + ": removing authentication (basic_auth_users, or verified client certificates) needs a restart of metrics-proxy; the running config requires it"
+	want := e.path + ": removing basic_auth_users needs a restart of metrics-proxy; the running config requires a password"
 	if err == nil || err.Error() != want {
 		t.Fatalf("Reload = %v, want %s", err, want)
 	}
@@ -312,4 +312,30 @@ func TestReloadIfChangedFollowsNewFiles(t *testing.T) {
 	e.pki.WriteServer(t, "new", e.pki.now.Add(-time.Hour), e.pki.now.Add(time.Hour))
 	e.store.reloadIfChanged()
 	e.wantReloads(t, 1, 1, 1)
+}
+
+// With both factors configured, a truncated write that cuts the client
+// certificate lines must not drop mTLS while keeping the passwords.
+func TestReloadNeverDropsOneFactor(t *testing.T) {
+	e := newStoreEnv(t, "mtls.good.yml")
+	b, err := os.ReadFile(e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withUsers := string(b) + "basic_auth_users:\n  alice: $2a$10$J0AAoS4pLbKEdU8oFofmAOvPyvUnm6ImSP9YOPfwNdXLmGLZlBfMy\n"
+	if err := os.WriteFile(e.path, []byte(withUsers), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	copyFixture(t, e.path, "tls_users.good.yml") // same users, no client certificates
+	err = e.store.Reload()
+	want := e.path + ": removing client certificate verification (client_auth_type: RequireAndVerifyClientCert) needs a restart of metrics-proxy; the running config requires it"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Reload = %v, want %s", err, want)
+	}
+	if !e.store.Current().VerifiesClientCerts() {
+		t.Fatal("client certificate verification removed by a reload")
+	}
 }

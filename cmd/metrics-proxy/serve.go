@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"golang.org/x/time/rate"
 	stdlog "log"
 	"net"
 	"net/http"
@@ -25,12 +24,16 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/net/netutil"
+	"golang.org/x/time/rate"
 
 	"github.com/alloyci/hardened-runner/auth"
 	"github.com/alloyci/hardened-runner/listener"
 	"github.com/alloyci/hardened-runner/proxy"
 	"github.com/alloyci/hardened-runner/webconfig"
 )
+
+// maxStreams bounds concurrent HTTP/2 streams per connection.
+const maxStreams = 8
 
 // serveConfig holds the serve flags.
 type serveConfig struct {
@@ -131,10 +134,14 @@ func serve(logger log.Logger, s serveConfig) int {
 		MaxResponseBytes: s.maxResponseBytes,
 		ThrottleDelay:    throttleDelay(s.throttleDelay),
 		RateLimiter:      func() *rate.Limiter { return current().Limiter },
-		Authorizer:       authorizer{verifier},
-		Logger:           log.With(logger, "component", "proxy"),
-		Registerer:       reg,
-		Gatherer:         reg,
+		LoopbackHostsOnly: func() bool {
+			c := current()
+			return !c.HasUsers() && !c.VerifiesClientCerts()
+		},
+		Authorizer: authorizer{verifier},
+		Logger:     log.With(logger, "component", "proxy"),
+		Registerer: reg,
+		Gatherer:   reg,
 	})
 	if err != nil {
 		closeAll()
@@ -151,6 +158,9 @@ func serve(logger log.Logger, s serveConfig) int {
 		DisableGeneralOptionsHandler: true, // OPTIONS * must get the proxy's 405, not net/http's 200
 		ErrorLog:                     stdlog.New(log.NewStdlibAdapter(level.Debug(log.With(logger, "component", "http"))), "", 0),
 	}
+	// Few streams per HTTP/2 connection: each request holds a goroutine (a
+	// throttled one for --web.throttle-delay), and a scraper needs one.
+	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: maxStreams}
 	if !current().Web.HTTPConfig.HTTP2 || !current().TLSEnabled() {
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}

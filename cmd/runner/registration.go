@@ -126,7 +126,7 @@ func list(stdout, stderr io.Writer, file string) int {
 		return 1
 	}
 	for _, r := range cfg.Runners {
-		fmt.Fprintf(stdout, "%-20s url=%s executor=%s builds_dir=%s limit=%d\n", r.Name, r.URL, r.Executor, r.BuildsDir, r.Limit)
+		fmt.Fprintf(stdout, "%-20s url=%s executor=%s builds_dir=%s limit=%d\n", r.Name, r.SafeURL(), r.Executor, r.BuildsDir, r.Limit)
 	}
 	return 0
 }

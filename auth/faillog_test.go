@@ -28,7 +28,7 @@ func TestFailureLogHasUserAndAddressButNoSecret(t *testing.T) {
 			t.Fatalf("log contains %q:\n%s", leak, out)
 		}
 	}
-	lines := f.logs.lines(`msg="authentication failed"`)
+	lines := f.logs.Lines(`msg="authentication failed"`)
 	want := []string{
 		`level=warn msg="authentication failed" outcome=unauthorized reason="wrong password" client=198.51.100.7:4711 user=alice`,
 		`level=warn msg="authentication failed" outcome=unauthorized reason="repeated a rejected credential" client=198.51.100.7:4711 user=alice`,
@@ -50,7 +50,7 @@ func TestFailureLogEscapesAndCapsUserName(t *testing.T) {
 	f.v.compare = mismatchUnless("right")
 	want401(t, f.basic("192.0.2.1:1", "x\nlevel=error msg=\"forged\" user=\"root", "pw"))
 	want401(t, f.basic("192.0.2.2:1", strings.Repeat("é", 100), "pw"))
-	lines := f.logs.lines("authentication failed")
+	lines := f.logs.Lines("authentication failed")
 	if len(lines) != 2 || strings.Count(f.logs.String(), "\n") != 2 {
 		t.Fatalf("log:\n%s", f.logs.String())
 	}
@@ -90,10 +90,10 @@ func TestFailureLogIsRateLimited(t *testing.T) {
 	for i := range 1000 {
 		f.header(fmt.Sprintf("[2001:db8:%x::1]:1", i), "Bearer token")
 	}
-	if n := len(f.logs.lines("authentication failed")); n != logBurst {
+	if n := len(f.logs.Lines("authentication failed")); n != logBurst {
 		t.Fatalf("%d lines for 1000 failures at one instant, want %d", n, logBurst)
 	}
-	if n := len(f.logs.lines("suppressed")); n != 0 {
+	if n := len(f.logs.Lines("suppressed")); n != 0 {
 		t.Fatalf("summary too early: %d", n)
 	}
 
@@ -102,7 +102,7 @@ func TestFailureLogIsRateLimited(t *testing.T) {
 	for i := range 100 {
 		f.header(fmt.Sprintf("192.0.2.%d:1", i), "Bearer token")
 	}
-	if n := len(f.logs.lines("authentication failed")); n != logBurst+9 {
+	if n := len(f.logs.Lines("authentication failed")); n != logBurst+9 {
 		t.Fatalf("%d lines, want %d", n, logBurst+9)
 	}
 
@@ -110,12 +110,12 @@ func TestFailureLogIsRateLimited(t *testing.T) {
 	// summary: 990 + 91 dropped.
 	f.clock.Advance(time.Second)
 	wantAllowed(t, f.basic("192.0.2.1:1", "alice", "right"), OutcomeOKCached)
-	summaries := f.logs.lines("suppressed")
+	summaries := f.logs.Lines("suppressed")
 	if len(summaries) != 1 || !strings.Contains(summaries[0], `level=warn msg="suppressed 1081 failed-auth log lines" suppressed=1081 since=2030-01-02T03:04:05Z`) {
 		t.Fatalf("summaries: %q", summaries)
 	}
 	wantAllowed(t, f.basic("192.0.2.1:1", "alice", "right"), OutcomeOKCached)
-	if len(f.logs.lines("suppressed")) != 1 {
+	if len(f.logs.Lines("suppressed")) != 1 {
 		t.Fatal("summary repeated without new drops")
 	}
 	// The burst, the nine, the summary, and the debug line of the first verification.

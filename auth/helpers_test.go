@@ -1,11 +1,8 @@
 package auth
 
 import (
-	"bytes"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,57 +10,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/alloyci/hardened-runner/internal/clocktest"
+	"github.com/alloyci/hardened-runner/internal/logtest"
 )
 
+// syncBuffer captures log output from concurrent goroutines.
+type syncBuffer = logtest.Buffer
+
 // fakeClock is the injected clock: tests move time, never wait for it.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type fakeClock = clocktest.Clock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the log lines containing substr.
-func (b *syncBuffer) lines(substr string) []string {
-	var out []string
-	for _, l := range strings.Split(b.String(), "\n") {
-		if l != "" && strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return out
+	return clocktest.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 }
 
 // fixture is a Verifier with a fake clock, a private registry and captured logs.

@@ -62,7 +62,20 @@ type tokenBody struct {
 
 // Verify checks that the runner token is still valid at the coordinator.
 func (cl *Client) Verify(ctx context.Context, baseURL, runnerToken string) error {
-	c, err := jsonCall(http.MethodPost, baseURL, "api/v4/runners/verify", tokenBody{runnerToken}, RetryBriefly)
+	return cl.tokenCall(ctx, http.MethodPost, baseURL, "api/v4/runners/verify", runnerToken,
+		"verifying the runner: the runner token is not valid (403): register the runner again")
+}
+
+// Unregister removes the runner from the coordinator.
+func (cl *Client) Unregister(ctx context.Context, baseURL, runnerToken string) error {
+	return cl.tokenCall(ctx, http.MethodDelete, baseURL, "api/v4/runners", runnerToken,
+		"unregistering the runner: the runner token is not valid (403), so the coordinator does not know this runner")
+}
+
+// tokenCall sends the runner token to path and maps the answer: 200 or 204
+// is success, 403 is ErrForbidden with the given explanation.
+func (cl *Client) tokenCall(ctx context.Context, method, baseURL, path, runnerToken, forbidden string) error {
+	c, err := jsonCall(method, baseURL, path, tokenBody{runnerToken}, RetryBriefly)
 	if err != nil {
 		return err
 	}
@@ -76,30 +89,8 @@ func (cl *Client) Verify(ctx context.Context, baseURL, runnerToken string) error
 		return nil
 	case http.StatusForbidden:
 		drain(resp)
-		return fmt.Errorf("verifying the runner: the runner token is not valid (403): register the runner again: %w", ErrForbidden)
+		return fmt.Errorf("%s: %w", forbidden, ErrForbidden)
 	default:
-		return unexpected(http.MethodPost, resp)
-	}
-}
-
-// Unregister removes the runner from the coordinator.
-func (cl *Client) Unregister(ctx context.Context, baseURL, runnerToken string) error {
-	c, err := jsonCall(http.MethodDelete, baseURL, "api/v4/runners", tokenBody{runnerToken}, RetryBriefly)
-	if err != nil {
-		return err
-	}
-	resp, err := cl.do(ctx, c)
-	if err != nil {
-		return err
-	}
-	switch resp.StatusCode {
-	case http.StatusNoContent, http.StatusOK:
-		drain(resp)
-		return nil
-	case http.StatusForbidden:
-		drain(resp)
-		return fmt.Errorf("unregistering the runner: the runner token is not valid (403), so the coordinator does not know this runner: %w", ErrForbidden)
-	default:
-		return unexpected(http.MethodDelete, resp)
+		return unexpected(method, resp)
 	}
 }

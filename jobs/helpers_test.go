@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,8 +20,12 @@ import (
 	"github.com/alloyci/hardened-runner/builds"
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
+	"github.com/alloyci/hardened-runner/internal/logtest"
 	"github.com/alloyci/hardened-runner/jobs"
 )
+
+// syncBuffer captures log output from concurrent goroutines.
+type syncBuffer = logtest.Buffer
 
 // Short intervals keep the tests quick; nothing asserts how long anything
 // takes.
@@ -30,24 +33,6 @@ const (
 	checkInterval = 20 * time.Millisecond
 	traceInterval = 20 * time.Millisecond
 )
-
-// syncBuffer collects the loop's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // harness is a loop running against a coordinator double.
 type harness struct {

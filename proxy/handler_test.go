@@ -17,7 +17,12 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alloyci/hardened-runner/internal/logtest"
 )
+
+// syncBuffer captures log output from concurrent goroutines.
+type syncBuffer = logtest.Buffer
 
 // Test credentials accepted by fakeAuth.
 const (
@@ -122,24 +127,6 @@ func (d decision) WriteError(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", "5")
 	w.WriteHeader(http.StatusTooManyRequests)
 	io.WriteString(w, "too many requests\n")
-}
-
-// syncBuffer is a log sink the test can read while servers write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fixture is a proxy in front of a recording upstream.

@@ -1,58 +1,28 @@
 package webconfig
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/alloyci/hardened-runner/internal/clocktest"
+	"github.com/alloyci/hardened-runner/internal/logtest"
 )
 
-// fakeClock is a settable clock; it starts at the current second so that the
-// generated certificates are valid by it.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// syncBuffer captures log output from concurrent goroutines.
+type syncBuffer = logtest.Buffer
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Now().Truncate(time.Second)} }
+// fakeClock is the injected clock: tests move time, never wait for it.
+type fakeClock = clocktest.Clock
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a log destination safe for the Store's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func newFakeClock() *fakeClock { return clocktest.New(time.Now().Truncate(time.Second)) }
 
 type storeEnv struct {
 	path    string

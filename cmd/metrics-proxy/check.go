@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"strings"
 
+	"github.com/alloyci/hardened-runner/listener"
 	"github.com/alloyci/hardened-runner/webconfig"
 )
 
@@ -20,7 +22,9 @@ func checkConfig(stdout, stderr io.Writer, file string, addrs []string, systemdS
 	if len(problems) == 0 && !systemdSocket {
 		var public []string
 		for _, a := range addrs {
-			if !loopbackAddress(a) {
+			// A name counts as public unless everything it resolves to is
+			// loopback, as the server would find when it listens.
+			if ok, err := listener.IsLoopback(context.Background(), a, "9253", net.DefaultResolver); err != nil || !ok {
 				public = append(public, a)
 			}
 		}
@@ -39,18 +43,4 @@ func checkConfig(stdout, stderr io.Writer, file string, addrs []string, systemdS
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", file)
 	return 0
-}
-
-// loopbackAddress reports whether a --web.listen-address is loopback only, from
-// its IP literal or "localhost"; any other name counts as public.
-func loopbackAddress(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

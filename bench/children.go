@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/alloyci/hardened-runner/proxy"
 )
 
 // The baselines run as separate processes, so that their memory and CPU are
@@ -98,8 +100,8 @@ func runChild(args []string) int {
 }
 
 // newReverseProxy is the reverse proxy both baselines serve: the upstream's
-// URL and Host, Authorization not forwarded, and an upstream connection pool
-// as large as metrics-proxy's (the default of 2 idle connections per host
+// URL and Host, Authorization not forwarded, metrics-proxy's buffer pool, and
+// an upstream connection pool as large as metrics-proxy's (the default of 2 idle connections per host
 // would make the baselines reconnect under 8 concurrent clients).
 func newReverseProxy(upstream string) (*httputil.ReverseProxy, error) {
 	u, err := url.Parse(upstream)
@@ -108,6 +110,9 @@ func newReverseProxy(upstream string) (*httputil.ReverseProxy, error) {
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &httputil.ReverseProxy{
+		// The same buffer pool as metrics-proxy, so the comparison is of
+		// authentication and guards, not of buffer reuse.
+		BufferPool: &proxy.BufferPool{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Header.Del("Authorization")

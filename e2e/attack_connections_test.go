@@ -239,27 +239,8 @@ func TestAttackConnectionsHandshakeTimeoutCounted(t *testing.T) {
 	// no handshake of its own.
 	c := p.atkClient("")
 	p.atkSelfMetrics(t, c)
-	var wg sync.WaitGroup
-	errs := make([]error, 20)
-	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.Dial("tcp", p.Addr)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer c.Close()
-			got, err := atkWaitClosed(c, 20*time.Second)
-			if got != "" {
-				err = fmt.Errorf("read %q before %v", got, err)
-			}
-			errs[i] = err
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
+	wait := p.atkSilentConns(20, 20*time.Second)
+	for i, err := range wait() {
 		if !atkClosedByPeer(err) {
 			t.Errorf("connection %d: %v", i, err)
 		}
@@ -283,33 +264,14 @@ func TestAttackConnectionsLimitHeld(t *testing.T) {
 	if r := p.atkAuthGet(t, good, "/metrics"); r.Status != 200 {
 		t.Fatalf("first scrape: %d", r.Status)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, silent)
-	for i := range silent {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.Dial("tcp", p.Addr)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer c.Close()
-			got, err := atkWaitClosed(c, 30*time.Second)
-			if got != "" {
-				err = fmt.Errorf("read %q before %v", got, err)
-			}
-			errs[i] = err
-		}()
-	}
+	wait := p.atkSilentConns(silent, 30*time.Second)
 	for i := range 4 {
 		if r := p.atkAuthGet(t, good, "/metrics"); r.Status != 200 || r.Body != "atk_up 1\n" {
 			t.Errorf("scrape %d while the slots are taken: %d %q", i, r.Status, r.Body)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	wg.Wait()
-	for i, err := range errs {
+	for i, err := range wait() {
 		if !atkClosedByPeer(err) {
 			t.Errorf("silent connection %d: %v", i, err)
 		}
@@ -351,4 +313,31 @@ func TestAttackConnectionsAnonymousCannotHoldSlots(t *testing.T) {
 	if err != nil || r.Status != 200 {
 		t.Errorf("new client while %d anonymous keep-alive connections idle: %d %v", limit, r.Status, err)
 	}
+}
+
+// atkSilentConns opens n TCP connections to p that never send a byte and
+// waits, each up to limit, for the server to close them. The returned
+// function waits for all of them and gives each one's outcome: nil or a
+// closed-by-peer error is what the tests want; reading anything is not.
+func (p *atkProxy) atkSilentConns(n int, limit time.Duration) func() []error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", p.Addr)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer c.Close()
+			got, err := atkWaitClosed(c, limit)
+			if got != "" {
+				err = fmt.Errorf("read %q before %v", got, err)
+			}
+			errs[i] = err
+		}()
+	}
+	return func() []error { wg.Wait(); return errs }
 }

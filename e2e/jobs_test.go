@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alloyci/hardened-runner/coordinator"
-	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/alloyci/hardened-runner/coordinator"
+	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
+	"github.com/alloyci/hardened-runner/internal/proctest"
 )
 
 const (
@@ -124,9 +126,11 @@ func waitFile(t *testing.T, path string) string {
 	return ""
 }
 
+// processGone waits a little for pid to be gone: the runner kills it as it
+// reports the job, and the report may arrive first.
 func processGone(pid int) bool {
 	for range 100 {
-		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
+		if proctest.Gone(pid) {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -192,23 +190,6 @@ func job(r *repo, sha string, script, after []string) coordinator.Job {
 		j.Steps = append(j.Steps, coordinator.Step{Name: "after_script", Script: after, Timeout: 3600, When: "always"})
 	}
 	return j
-}
-
-// gone reports whether pid no longer runs; a zombie nobody reaped runs
-// nothing and counts as gone.
-func gone(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z'
-	}
-	return false
 }
 
 // pidFrom waits for a script to write its background pid to path.

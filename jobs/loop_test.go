@@ -9,6 +9,7 @@ import (
 
 	"github.com/alloyci/hardened-runner/builds"
 	"github.com/alloyci/hardened-runner/coordinator"
+	"github.com/alloyci/hardened-runner/internal/proctest"
 	"github.com/alloyci/hardened-runner/jobs"
 )
 
@@ -110,7 +111,7 @@ func TestCancelKillsTheJob(t *testing.T) {
 	if got.State != "failed" || got.FailureReason != "" {
 		t.Errorf("final = %s/%s, want failed with no reason (the coordinator canceled it)", got.State, got.FailureReason)
 	}
-	h.d.Await("the script's background process to be gone", func() bool { return gone(pid) })
+	h.d.Await("the script's background process to be gone", func() bool { return proctest.Gone(pid) })
 	if !strings.Contains(got.Trace, "ERROR: Job failed: canceled\n") || strings.Contains(got.Trace, "$ echo never") {
 		t.Errorf("trace:\n%s", got.Trace)
 	}
@@ -133,7 +134,7 @@ func TestRevokedTokenKillsTheJob(t *testing.T) {
 
 	pid := h.pidFrom(pidfile)
 	h.d.Revoke(id)
-	h.d.Await("the script's background process to be gone", func() bool { return gone(pid) })
+	h.d.Await("the script's background process to be gone", func() bool { return proctest.Gone(pid) })
 	h.d.Await("the job to leave the tracker", func() bool { return len(h.tracker.Counts()) == 0 })
 	h.stop()
 	if got := h.d.Job(id); got.Final {
@@ -156,7 +157,7 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("final = %s/%s, want failed/job_execution_timeout", got.State, got.FailureReason)
 	}
 	pid := h.pidFrom(pidfile)
-	h.d.Await("the script's background process to be gone", func() bool { return gone(pid) })
+	h.d.Await("the script's background process to be gone", func() bool { return proctest.Gone(pid) })
 	for _, want := range []string{"after-ran status=failed\n", "ERROR: Job failed: execution took longer than 1s\n"} {
 		if !strings.Contains(got.Trace, want) {
 			t.Errorf("trace lacks %q:\n%s", want, got.Trace)
@@ -331,7 +332,7 @@ func TestAbortReportsSystemFailure(t *testing.T) {
 	if !got.Final || got.State != "failed" || got.FailureReason != "runner_system_failure" {
 		t.Fatalf("after Abort: final=%v %s/%s, want failed/runner_system_failure", got.Final, got.State, got.FailureReason)
 	}
-	h.d.Await("the job's process to be gone after Abort", func() bool { return gone(pid) })
+	h.d.Await("the job's process to be gone after Abort", func() bool { return proctest.Gone(pid) })
 	if strings.Contains(got.Trace, "after-ran") {
 		t.Error("after_script ran while the runner was aborting")
 	}

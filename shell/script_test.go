@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alloyci/hardened-runner/internal/proctest"
 )
 
 func runScript(t *testing.T, ctx context.Context, commands ...string) (string, error) {
@@ -85,24 +86,6 @@ func TestBashScriptRefusesNUL(t *testing.T) {
 	}
 }
 
-// gone reports whether pid no longer runs (a zombie nobody reaped counts as
-// gone: it runs nothing).
-func gone(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	// The state follows the parenthesised command name.
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z'
-	}
-	return false
-}
-
 func readPID(t *testing.T, path string) int {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -141,7 +124,7 @@ func TestCancelKillsTheWholeGroup(t *testing.T) {
 	if err := <-done; !errors.Is(err, stop) {
 		t.Fatalf("err = %v, want the cancel cause", err)
 	}
-	await(t, "sleep to be gone", func() bool { return gone(pid) })
+	await(t, "sleep to be gone", func() bool { return proctest.Gone(pid) })
 }
 
 func TestLeftoverProcessesAreKilled(t *testing.T) {
@@ -151,7 +134,7 @@ func TestLeftoverProcessesAreKilled(t *testing.T) {
 		t.Fatalf("err = %v, output %q", err, out)
 	}
 	pid := readPID(t, pidfile)
-	await(t, "the background sleep to be gone", func() bool { return gone(pid) })
+	await(t, "the background sleep to be gone", func() bool { return proctest.Gone(pid) })
 }
 
 func TestCanceledBeforeStart(t *testing.T) {

@@ -16,11 +16,20 @@
 //   - A credential that bcrypt has rejected once is remembered in a separate bounded
 //     LRU, so repeating a wrong password (what flood tools do) costs no bcrypt and
 //     does not use up the client's back-off window.
+//   - Refusals that cost no bcrypt (no credentials, a known-wrong or malformed
+//     one) spend a per-address token bucket, a burst of 10 then one a second;
+//     past it they are throttled (429), so a flood repeating one wrong password is
+//     not answered as fast as it asks. The bucket is never consulted for a
+//     credential not yet checked nor for a known-good one; see refusals.go.
 //   - bcrypt runs on a bounded number of slots; a request that finds them all taken
 //     is refused at once (429, Retry-After: 1) rather than queued, so a flood cannot
 //     build a backlog in front of a legitimate request.
-//   - Unknown users are compared against a dummy hash of the highest configured
-//     cost, so response times do not reveal which names exist.
+//   - Every bcrypt check costs the work of one comparison at the highest
+//     configured cost: unknown users are compared against a dummy hash of that
+//     cost, and a user whose hash is cheaper is compared against dummy hashes
+//     after its own (2^c + 2^c + ... + 2^(m-1) = 2^m rounds), whether or not the
+//     password matched, so response times reveal neither which names exist nor
+//     which are cheap to guess.
 //   - Failures are counted per client address (IPv4 address, IPv6 /64) with
 //     exponential back-off after a small free burst, in a bounded table; see
 //     backoff.go for the curve and for how a never-seen right password still gets

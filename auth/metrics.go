@@ -22,11 +22,11 @@ func newMetrics(inBackoff func() float64) *metrics {
 	m := &metrics{
 		bcryptChecks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "metrics_proxy_auth_bcrypt_checks_total",
-			Help: "bcrypt comparisons run to verify basic-auth credentials (including the dummy comparison for unknown users). Known-good and known-wrong credentials are answered from memory and not counted here.",
+			Help: "bcrypt checks run to verify basic-auth credentials, one per credential checked; each costs the work of one comparison at the highest configured cost (an unknown user is compared against a dummy hash, a cheaper hash is followed by dummy comparisons). Known-good and known-wrong credentials are answered from memory and not counted here.",
 		}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_auth_attempts_total",
-			Help: "Basic-auth verifications by outcome: ok_cached (known-good credential, no bcrypt), ok (bcrypt accepted it), unauthorized (401: missing, malformed or wrong credentials), throttled (429: the client address is in failed-auth back-off), busy (429: all bcrypt workers were busy). Requests while no users are configured are not counted.",
+			Help: "Basic-auth verifications by outcome: ok_cached (known-good credential, no bcrypt), ok (bcrypt accepted it), unauthorized (401: missing, malformed or wrong credentials), throttled (429: the client address is in failed-auth back-off, or past its rate of refusals without bcrypt), busy (429: all bcrypt workers were busy). Requests while no users are configured are not counted.",
 		}, []string{"outcome"}),
 		inBackoff: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "metrics_proxy_auth_clients_in_backoff",

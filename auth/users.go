@@ -27,8 +27,8 @@ const RecommendedMinCost = 10
 
 // MaxCost is the highest bcrypt cost ParseUsers accepts. Each step doubles the work:
 // at cost 16 one check already takes seconds, and a higher cost would let a handful
-// of requests with unknown credentials keep every bcrypt slot busy for minutes (the
-// unknown-user dummy hash uses the highest configured cost too).
+// of requests with unknown credentials keep every bcrypt slot busy for minutes (every
+// check, an unknown user's included, costs the work of the highest configured cost).
 const MaxCost = 16
 
 // maxUserLen bounds user names, in bytes, both in the configuration and in the
@@ -198,16 +198,20 @@ func (u *Users) Weak(minCost int) []string {
 	return weak
 }
 
-// maxCost returns the highest cost in use, which the unknown-user dummy hash uses
-// so that an unknown name costs as much as the most expensive known one.
-func (u *Users) maxCost() int {
-	maxCost := 0
+// Costs returns the distinct bcrypt costs in use, in ascending order. More than
+// one means every check is padded to the highest (see Verifier.SetUsers), so the
+// cheaper hashes no longer make their users' checks cheaper.
+func (u *Users) Costs() []int {
+	var costs []int
 	if u != nil {
 		for _, e := range u.byName {
-			maxCost = max(maxCost, e.cost)
+			if !slices.Contains(costs, e.cost) {
+				costs = append(costs, e.cost)
+			}
 		}
 	}
-	return maxCost
+	slices.Sort(costs)
+	return costs
 }
 
 // lookup returns the named user.

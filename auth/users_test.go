@@ -32,15 +32,15 @@ func TestParseUsersAcceptsValidHashes(t *testing.T) {
 	if got := u.Weak(bcrypt.MinCost); got != nil {
 		t.Fatalf("Weak(4) = %q", got)
 	}
-	if u.Len() != 4 || u.maxCost() != 12 {
-		t.Fatalf("Len %d maxCost %d", u.Len(), u.maxCost())
+	if u.Len() != 4 || !slices.Equal(u.Costs(), []int{4, 12}) {
+		t.Fatalf("Len %d Costs %v", u.Len(), u.Costs())
 	}
 }
 
 func TestParseUsersEmptyIsNoUsers(t *testing.T) {
 	for _, m := range []map[string]string{nil, {}} {
 		u, err := ParseUsers(m)
-		if err != nil || u.Len() != 0 || len(u.Names()) != 0 || u.Weak(10) != nil {
+		if err != nil || u.Len() != 0 || len(u.Names()) != 0 || u.Weak(10) != nil || u.Costs() != nil {
 			t.Fatalf("ParseUsers(%v) = %v, %v", m, u, err)
 		}
 	}

@@ -52,7 +52,8 @@ type Options struct {
 	// needing one more is refused as busy. Default: runtime.GOMAXPROCS(0), since
 	// more concurrent bcrypt than cores only makes each slower.
 	Workers int
-	// MaxClients bounds the failed-auth back-off table. Default: DefaultMaxClients.
+	// MaxClients bounds the failed-auth back-off table and, separately, the
+	// table of refusal buckets. Default: DefaultMaxClients.
 	MaxClients int
 	// Realm is the basic-auth realm sent in WWW-Authenticate. Default: DefaultRealm.
 	// It must be printable ASCII without '"' or '\', so that it needs no escaping.
@@ -72,9 +73,11 @@ type Verifier struct {
 	good    *lru.Cache[digest, struct{}]
 	bad     *lru.Cache[digest, struct{}]
 	backoff *backoffTable
-	log     *failureLog
-	metrics *metrics
-	flight  singleflight.Group // one bcrypt per client and credential at a time
+	// refusals rate-limits the refusals that cost no bcrypt, per client.
+	refusals *refusalTable
+	log      *failureLog
+	metrics  *metrics
+	flight   singleflight.Group // one bcrypt per client and credential at a time
 	// checking holds the clients with a bcrypt comparison running: one at a
 	// time per client, so a flood from one address can never occupy more
 	// than one worker (nor crowd out other clients), and its extra requests
@@ -86,13 +89,25 @@ type Verifier struct {
 	compare func(hash, password []byte) error
 }
 
-// userSet is one generation of users with its dummy hash.
+// userSet is one generation of users with its dummy hashes.
 type userSet struct {
 	users *Users
-	// dummy is a random bcrypt hash at the users' highest cost that no password
-	// matches (its digest is random bytes, not the output of bcrypt), compared
-	// against for unknown users so that they cost as much as known ones.
-	dummy []byte
+	// maxCost is the users' highest bcrypt cost. Every check costs the work of
+	// one comparison at it (2^maxCost rounds), whoever the user is.
+	maxCost int
+	// dummies[k] is a random bcrypt hash of cost k that no password matches (its
+	// digest is random bytes, not the output of bcrypt), for every k from the
+	// lowest configured cost to maxCost; nil below. An unknown user is compared
+	// against dummies[maxCost]; a known user of cost c < maxCost is compared
+	// against its own hash and then dummies[c:maxCost], since
+	// 2^c + 2^c + 2^(c+1) + ... + 2^(maxCost-1) = 2^maxCost.
+	dummies [][]byte
+}
+
+// padding returns the dummy hashes compared after a real comparison at cost, so
+// that the check costs as much as one at the highest cost.
+func (s *userSet) padding(cost int) [][]byte {
+	return s.dummies[cost:s.maxCost]
 }
 
 // digest identifies a credential in the caches without revealing it: an HMAC under
@@ -129,6 +144,8 @@ func NewVerifier(o Options) (*Verifier, error) {
 		backoff: newBackoffTable(o.MaxClients),
 		log:     newFailureLog(o.Logger),
 		compare: bcrypt.CompareHashAndPassword,
+
+		refusals: newRefusalTable(o.MaxClients),
 
 		checking: make(map[netip.Prefix]struct{}),
 	}
@@ -171,10 +188,18 @@ func checkRealm(realm string) error {
 // their keys include the hash, so after a user's hash changes the old password
 // never matches a cached entry, while unchanged users keep their fast path across
 // reloads (a certificate rotation does not cost every scraper a bcrypt check).
+//
+// When the users' hashes have different costs, every check is padded to the
+// highest one (see userSet), so that the time a wrong password takes reveals
+// neither whether the name exists nor which cost its hash has.
 func (v *Verifier) SetUsers(u *Users) {
 	set := &userSet{users: u}
-	if c := u.maxCost(); c > 0 {
-		set.dummy = dummyHash(c)
+	if costs := u.Costs(); len(costs) > 0 {
+		set.maxCost = costs[len(costs)-1]
+		set.dummies = make([][]byte, set.maxCost+1)
+		for k := costs[0]; k <= set.maxCost; k++ {
+			set.dummies[k] = dummyHash(k)
+		}
 	}
 	v.users.Store(set)
 }
@@ -202,26 +227,33 @@ func dummyHash(cost int) []byte {
 // The order of checks, and why:
 //  1. A known-good credential is allowed from memory, even from an address in
 //     back-off: a client with the right password is never locked out.
-//  2. A credential bcrypt already rejected is refused from memory (401, or 429 if
-//     the address is in back-off); it costs no bcrypt and is not charged to the
-//     address, so repeating one wrong password neither burns CPU nor uses up the
-//     address's next check.
+//  2. A request without credentials, or with a credential bcrypt already
+//     rejected, is refused from memory: it costs no bcrypt and is not charged to
+//     back-off, so repeating one wrong password neither burns CPU nor uses up the
+//     address's next check. It spends a token of the address's refusal bucket
+//     (refusalBurst, refilled one per refusalEvery): 401 while there is one, 429
+//     with the seconds until the next in Retry-After once it is empty (and at
+//     once, without a token, for a rejected credential while the address is in
+//     back-off).
 //  3. An address in back-off gets 429 with the seconds left in Retry-After.
 //  4. Malformed credentials and passwords over 72 bytes are refused without
-//     bcrypt but charged like wrong passwords.
+//     bcrypt; they spend a refusal token and are charged like wrong passwords.
 //  5. Otherwise the request takes a bcrypt worker (or is busy) and is charged to
 //     its address before bcrypt runs, so simultaneous requests cannot share one
-//     window.
+//     window. The comparison costs the work of one at the highest configured
+//     cost, whether the user exists or not and whatever its hash's cost.
 //
 // A right password this process has not seen yet (say, Prometheus right after a
 // restart, behind the same NAT address as an attacker) is checked at the first
 // request with a new credential after the address's window opens (at most 60 s).
 // Against a flood that repeats its guesses it therefore gets through within one
-// window, because repeats do not take the check (step 2). Against a flood of ever
-// new guesses from the same address it competes for each window's single check:
-// that is the price of bounding guesses per address, and the ways out are another
-// source address, a client certificate, or a credential verified before the
-// flood began (the known-good cache survives reloads).
+// window, because repeats do not take the check (step 2), and the refusal
+// bucket they empty is never consulted for a credential not yet checked.
+// Against a flood of ever new guesses from the same address it competes for
+// each window's single check: that is the price of bounding guesses per
+// address, and the ways out are another source address, a client certificate,
+// or a credential verified before the flood began (the known-good cache
+// survives reloads).
 func (v *Verifier) Authorize(r *http.Request) Result {
 	now := v.now()
 	v.log.flush(now)
@@ -236,8 +268,9 @@ func (v *Verifier) Authorize(r *http.Request) Result {
 	)
 	switch len(values) {
 	case 0:
-		// Not an attempt (browsers ask first without credentials): not charged.
-		return v.deny(now, r, "", OutcomeUnauthorized, reasonNoCredentials, 0)
+		// Not an attempt (browsers ask first without credentials), so not
+		// charged to back-off; the refusal burst covers the browser's first ask.
+		return v.refuseCheaply(now, r, clientKey(r.RemoteAddr), "", reasonNoCredentials)
 	case 1:
 		c, reason = parseAuthorization(values[0])
 	default:
@@ -262,12 +295,15 @@ func (v *Verifier) Authorize(r *http.Request) Result {
 		if wait := v.backoff.wait(client, now); wait > 0 {
 			return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
 		}
-		return v.deny(now, r, c.user, OutcomeUnauthorized, "repeated a rejected credential", 0)
+		return v.refuseCheaply(now, r, client, c.user, "repeated a rejected credential")
 	}
 	if wait := v.backoff.wait(client, now); wait > 0 {
 		return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
 	}
 	if reason != "" {
+		if wait := v.refusals.take(client, now); wait > 0 {
+			return v.deny(now, r, c.user, OutcomeThrottled, reasonRefusalRate, wait)
+		}
 		if wait := v.backoff.charge(client, now); wait > 0 {
 			return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
 		}
@@ -290,6 +326,19 @@ func (v *Verifier) Authorize(r *http.Request) Result {
 		return Result{outcome: OutcomeOK, user: c.user}
 	}
 	return v.deny(now, r, c.user, vd.outcome, vd.reason, vd.wait)
+}
+
+// reasonRefusalRate is the logged reason of a refusal throttled by the refusal
+// bucket.
+const reasonRefusalRate = "over the per-address rate of refusals without bcrypt"
+
+// refuseCheaply answers a refusal that costs no bcrypt: 401 while client's
+// refusal bucket has a token, 429 once it is empty.
+func (v *Verifier) refuseCheaply(now time.Time, r *http.Request, client netip.Prefix, userName, reason string) Result {
+	if wait := v.refusals.take(client, now); wait > 0 {
+		return v.deny(now, r, userName, OutcomeThrottled, reasonRefusalRate, wait)
+	}
+	return v.deny(now, r, userName, OutcomeUnauthorized, reason, 0)
 }
 
 // verdict is the outcome of one bcrypt-checked attempt, shared by the
@@ -316,11 +365,11 @@ func (v *Verifier) check(now time.Time, client netip.Prefix, key digest, c crede
 		<-v.slots
 		return verdict{OutcomeThrottled, "client in back-off", wait}
 	}
-	hash := u.hash
-	if !known {
-		hash = set.dummy
+	hash, cost := set.dummies[set.maxCost], set.maxCost
+	if known {
+		hash, cost = u.hash, u.cost
 	}
-	err := v.runBcrypt(hash, []byte(c.password))
+	err := v.runBcrypt(hash, []byte(c.password), set.padding(cost))
 	if known && err == nil {
 		v.good.Add(key, struct{}{})
 		v.backoff.reset(client)
@@ -350,12 +399,18 @@ func (v *Verifier) endCheck(client netip.Prefix) {
 	v.checkingMu.Unlock()
 }
 
-// runBcrypt compares on the slot the caller holds and releases it, even if the
-// comparison panics.
-func (v *Verifier) runBcrypt(hash, password []byte) error {
+// runBcrypt compares password with hash, then with each padding hash whatever
+// the result (they never match, and skipping them on success would tell a right
+// password by its speed), on the slot the caller holds, and releases the slot
+// even if a comparison panics. It returns the result of the real comparison.
+func (v *Verifier) runBcrypt(hash, password []byte, padding [][]byte) error {
 	defer func() { <-v.slots }()
 	v.metrics.bcryptChecks.Inc()
-	return v.compare(hash, password)
+	err := v.compare(hash, password)
+	for _, d := range padding {
+		_ = v.compare(d, password)
+	}
+	return err
 }
 
 // deny counts, logs and returns a denial. wait is rounded up to whole seconds for

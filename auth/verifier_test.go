@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +144,9 @@ func TestCachedRightPasswordPassesDuringBackoff(t *testing.T) {
 // Right after a restart, Prometheus behind the attacker's NAT address presents a
 // password this process has never verified. It is throttled like any unknown
 // credential, but gets the check when the window opens, because the attacker's
-// repeated wrong passwords are answered from memory and do not take it.
+// repeated wrong passwords are answered from memory and do not take it; once
+// they have emptied the address's refusal bucket they are throttled, and that
+// does not take it either.
 func TestNeverSeenRightPasswordGetsThroughWithinOneWindow(t *testing.T) {
 	f := newFixture(t, map[string]string{"prometheus": hashOf(t, "right")})
 	// Drive the address deep into back-off: 11 checked guesses, window now 60 s.
@@ -161,9 +164,15 @@ func TestNeverSeenRightPasswordGetsThroughWithinOneWindow(t *testing.T) {
 		want429(t, f.basic(attacker, "prometheus", "guess-last"), OutcomeThrottled, strconv.Itoa(59-i))
 	}
 	f.clock.Advance(time.Second)
-	// The window is open: repeats are refused from memory and leave it open.
-	for range 100 {
-		want401(t, f.basic(attacker, "prometheus", "guess-last"))
+	// The window is open: repeats are refused from memory and leave it open,
+	// 401 for the refusal burst, then 429.
+	for i := range 100 {
+		res := f.basic(attacker, "prometheus", "guess-last")
+		if i < refusalBurst {
+			want401(t, res)
+		} else {
+			want429(t, res, OutcomeThrottled, "1")
+		}
 	}
 	if f.bcryptChecks() != checks {
 		t.Fatalf("repeated guesses cost %v bcrypt checks", f.bcryptChecks()-checks)
@@ -262,28 +271,84 @@ func TestBusyPoolAnswersAtOnce(t *testing.T) {
 	want429(t, f.basic(attacker, "alice", "later-x"), OutcomeThrottled, "1")
 }
 
-// Guessing names is as slow as guessing passwords: an unknown user costs one bcrypt
-// comparison against a dummy hash of the highest configured cost.
-func TestUnknownUserCostsABcryptCheck(t *testing.T) {
-	f := newFixture(t, map[string]string{"alice": hashOf(t, "right"), "bob": hashAt(t, "bobs", 5)})
-	var compared []byte
+// With mixed costs, every bcrypt check costs exactly the work of one comparison
+// at the highest cost (2^6 rounds here), so neither an unknown name nor a user
+// with a cheap hash answers faster: a known user of cost c is compared with its
+// own hash, then with dummies of costs c .. 5, whether or not the password was
+// right; unknown users with one dummy of cost 6. A cached credential costs none.
+func TestEveryCheckCostsTheHighestCost(t *testing.T) {
+	hashes := map[string]string{
+		"low":  hashAt(t, "low-right", 4),
+		"mid":  hashAt(t, "mid-right", 5),
+		"high": hashAt(t, "high-right", 6),
+	}
+	f := newFixture(t, hashes)
+	type comparison struct {
+		cost int
+		own  bool // against the user's own hash
+	}
+	var got []comparison
 	f.v.compare = func(hash, password []byte) error {
-		compared = hash
-		return bcrypt.CompareHashAndPassword(hash, password)
+		c, err := bcrypt.Cost(hash)
+		if err != nil {
+			t.Fatalf("compared against a malformed hash: %v", err)
+		}
+		own := false
+		for _, h := range hashes {
+			own = own || h == string(hash)
+		}
+		got = append(got, comparison{c, own})
+		return bcrypt.CompareHashAndPassword(hash, password) // real bcrypt: dummies must not match
 	}
-	want401(t, f.basic("192.0.2.1:1", "mallory", "right"))
-	if f.bcryptChecks() != 1 {
-		t.Fatalf("bcrypt checks %v, want 1", f.bcryptChecks())
+	tests := []struct {
+		user, password string
+		ok             bool
+		want           []comparison
+	}{
+		{"low", "wrong", false, []comparison{{4, true}, {4, false}, {5, false}}},
+		{"low", "low-right", true, []comparison{{4, true}, {4, false}, {5, false}}},
+		{"mid", "wrong", false, []comparison{{5, true}, {5, false}}},
+		{"mid", "mid-right", true, []comparison{{5, true}, {5, false}}},
+		{"high", "wrong", false, []comparison{{6, true}}},
+		{"high", "high-right", true, []comparison{{6, true}}},
+		{"mallory", "low-right", false, []comparison{{6, false}}},
 	}
-	if c, err := bcrypt.Cost(compared); err != nil || c != 5 {
-		t.Fatalf("dummy cost %d (%v), want the highest configured cost 5", c, err)
+	for i, tt := range tests {
+		got = nil
+		res := f.basic(fmt.Sprintf("192.0.2.%d:1", i+1), tt.user, tt.password)
+		if tt.ok {
+			wantAllowed(t, res, OutcomeOK)
+		} else {
+			want401(t, res)
+		}
+		rounds := 0
+		for _, c := range got {
+			rounds += 1 << c.cost
+		}
+		if !slices.Equal(got, tt.want) || rounds != 1<<6 {
+			t.Errorf("%s/%s: comparisons %+v (%d rounds), want %+v (64 rounds)", tt.user, tt.password, got, rounds, tt.want)
+		}
 	}
-	// The same wrong guess again is refused from memory, as for a known user.
-	want401(t, f.basic("192.0.2.1:1", "mallory", "right"))
-	want401(t, f.basic("192.0.2.1:1", "alice", "wrong"))
-	want401(t, f.basic("192.0.2.1:1", "alice", "wrong"))
-	if f.bcryptChecks() != 2 {
-		t.Fatalf("bcrypt checks %v, want 2", f.bcryptChecks())
+	if f.bcryptChecks() != float64(len(tests)) {
+		t.Fatalf("bcrypt checks %v, want %d: the metric counts checks, not padding", f.bcryptChecks(), len(tests))
+	}
+	got = nil
+	wantAllowed(t, f.basic("192.0.2.1:1", "low", "low-right"), OutcomeOKCached)
+	if len(got) != 0 {
+		t.Fatalf("a cached credential ran %d comparisons", len(got))
+	}
+	// A reload to one cost drops the padding.
+	u, err := ParseUsers(map[string]string{"low": hashes["low"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v.SetUsers(u)
+	for _, user := range []string{"low", "mallory"} {
+		got = nil
+		want401(t, f.basic("198.51.100.1:1", user, "another"))
+		if !slices.Equal(got, []comparison{{4, user == "low"}}) {
+			t.Errorf("%s after the reload: comparisons %+v, want one of cost 4", user, got)
+		}
 	}
 }
 
@@ -312,12 +377,17 @@ func TestChangedHashInvalidatesCachedPassword(t *testing.T) {
 
 // Headers that carry no usable credential are 401 without bcrypt; each distinct one
 // counts as a failure (so they cannot be used to dodge back-off), a missing header
-// does not (it is how browsers ask for the challenge).
+// does not (it is how browsers ask for the challenge). Both spend the address's
+// refusal bucket.
 func TestMalformedCredentialsAre401WithoutBcrypt(t *testing.T) {
 	f := newFixture(t, map[string]string{"alice": hashOf(t, "right")})
-	for range 20 {
+	for range refusalBurst {
 		want401(t, f.header(attacker))
 	}
+	want429(t, f.header(attacker), OutcomeThrottled, "1")
+	// Had the missing headers been charged to back-off, the address would be
+	// in back-off now and the malformed headers below would get 429.
+	f.clock.Advance(refusalBurst * refusalEvery)
 	malformed := [][]string{
 		{"Bearer abc"},
 		{"Basic !!!"},

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -81,6 +82,35 @@ func (p *testPKI) WriteServer(t testing.TB, name string, notBefore, notAfter tim
 		p.serverNotAfter, p.serverSerial = notAfter.Truncate(time.Second), serial
 	}
 	return serial
+}
+
+// WriteRSAServer writes NAME.crt and NAME.key, a server certificate from the CA
+// with an RSA key, for messages that depend on the key type.
+func (p *testPKI) WriteRSAServer(t testing.TB, name string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(p.nextSerial()),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		NotBefore:    p.now.Add(-time.Hour),
+		NotAfter:     p.now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(p.dir, name+".crt"), pemBytes("CERTIFICATE", der))
+	writeFile(t, filepath.Join(p.dir, name+".key"), pemBytes("PRIVATE KEY", kder))
 }
 
 // ClientCert returns a client certificate signed by the CA, for mTLS tests.

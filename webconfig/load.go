@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,6 +143,13 @@ func (l *loader) warn(format string, args ...any) {
 	l.warnings = append(l.warnings, redact(l.path+": "+fmt.Sprintf(format, args...)))
 }
 
+// note records a warning that stays a warning in strict mode too: a setting
+// that protects less than it seems to but is a legitimate choice, which
+// check-config must not refuse.
+func (l *loader) note(format string, args ...any) {
+	l.warnings = append(l.warnings, redact(l.path+": "+fmt.Sprintf(format, args...)))
+}
+
 // readFile reads one file the config depends on, records what it read for
 // change detection, and reports a problem naming the role of the file (the
 // YAML key that names it) when it cannot be read.
@@ -216,7 +224,7 @@ func (l *loader) run() *Config {
 	tlsCfg, notAfter := l.buildTLS(&wc.TLSConfig, wc.HTTPConfig.HTTP2)
 	users := l.buildUsers(wc.Users)
 	if len(wc.Users) > 0 && !wc.TLSConfig.IsEnabled() {
-		l.warnings = append(l.warnings, l.path+": basic_auth_users without tls_server_config: passwords cross the network in clear text; configure tls_server_config")
+		l.note("basic_auth_users without tls_server_config: passwords cross the network in clear text; configure tls_server_config")
 	}
 	files := make([]string, 0, len(l.reads))
 	for _, r := range l.reads {
@@ -386,6 +394,7 @@ func (l *loader) buildUsers(m map[string]config_util.Secret) *auth.Users {
 	users, err := auth.ParseUsers(plain)
 	if err == nil {
 		l.warnWeak(users)
+		l.noteMixedCosts(users)
 		return users
 	}
 	var multi interface{ Unwrap() []error }
@@ -416,6 +425,24 @@ func (l *loader) warnWeak(users *auth.Users) {
 		cost, _ := users.Cost(name)
 		l.warn("user %q: bcrypt cost %d is below %d; regenerate with metrics-proxy hash-password", name, cost, auth.RecommendedMinCost)
 	}
+}
+
+// noteMixedCosts explains what mixed bcrypt costs cost: the verifier pads every
+// check to the highest cost (so that timing reveals neither names nor cheap
+// hashes), so the cheaper hashes save nothing and only weaken those users
+// against offline guessing.
+func (l *loader) noteMixedCosts(users *auth.Users) {
+	costs := users.Costs()
+	if len(costs) < 2 {
+		return
+	}
+	strs := make([]string, len(costs))
+	for i, c := range costs {
+		strs[i] = strconv.Itoa(c)
+	}
+	highest := strs[len(strs)-1]
+	list := strings.Join(strs[:len(strs)-1], ", ") + " and " + highest
+	l.note("basic_auth_users mixes bcrypt costs (%s): every check pays cost %s so timing does not reveal names; rehash the others at %s to spend less", list, highest, highest)
 }
 
 // fileRead is what one read of a dependency returned: enough to tell later

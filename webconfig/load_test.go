@@ -52,6 +52,9 @@ var badFixtures = map[string][]string{
 	"allowed_sans_without_verify.bad.yml": {
 		"tls_server_config.client_allowed_sans needs client_auth_type RequireAndVerifyClientCert: unverified certificates can claim any name",
 	},
+	"http2_cbc_only.bad.yml": {
+		"tls_server_config.cipher_suites has neither of the suites HTTP/2 requires over TLS 1.2, so HTTP/2 clients (Prometheus among them) that negotiate TLS 1.2 would be disconnected; add TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (the certificate's key is ECDSA), or set min_version: TLS13, or set http_server_config.http2: false",
+	},
 	"min_version_above_max.bad.yml": {
 		"tls_server_config.min_version is above max_version",
 	},
@@ -199,8 +202,25 @@ func TestLoadGoodFixtures(t *testing.T) {
 		},
 		"users_weak_cost.good.yml": {
 			tls: true, users: true, minVersion: tls.VersionTLS12,
-			warnings: []string{`user "weak": bcrypt cost 4 is below 10; regenerate with metrics-proxy hash-password`},
+			warnings: []string{
+				`user "weak": bcrypt cost 4 is below 10; regenerate with metrics-proxy hash-password`,
+				"basic_auth_users mixes bcrypt costs (4 and 10): every check pays cost 10 so timing does not reveal names; rehash the others at 10 to spend less",
+			},
+			files: []string{"web.yml", "server.crt", "server.key"},
+		},
+		"users_mixed_cost.good.yml": {
+			tls: true, users: true, minVersion: tls.VersionTLS12,
+			warnings: []string{"basic_auth_users mixes bcrypt costs (10 and 12): every check pays cost 12 so timing does not reveal names; rehash the others at 12 to spend less"},
 			files:    []string{"web.yml", "server.crt", "server.key"},
+		},
+		"verify_if_given_without_client_ca.good.yml": {
+			tls: true, minVersion: tls.VersionTLS12,
+			warnings: []string{"tls_server_config: client_auth_type VerifyClientCertIfGiven without client_ca_file: client certificates are then checked against the system roots and authenticate nobody; set client_ca_file, or use basic_auth_users"},
+			files:    []string{"web.yml", "server.crt", "server.key"},
+		},
+		"named_suites_curves.good.yml": {
+			tls: true, minVersion: tls.VersionTLS12,
+			files: []string{"web.yml", "server.crt", "server.key"},
 		},
 	}
 	files, _ := filepath.Glob("testdata/*.good.yml")
@@ -370,5 +390,29 @@ func TestRateLimitBecomesALimiter(t *testing.T) {
 	}
 	if c, err = Load(path); err != nil || c.Limiter != nil {
 		t.Fatalf("without rate_limit: %v, %v", c.Limiter, err)
+	}
+}
+
+// Mixed costs are listed in ascending order; Check does not refuse them (every
+// check is padded to the highest cost, so they are a waste, not a weakness).
+func TestMixedCostsWarningListsEveryCost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "web.yml")
+	writeFile(t, path, []byte("basic_auth_users:\n"+
+		"  a: $2a$12$./KgzMgnSan5EQPnOQGWme0HaQJwsAOK9LtDJCfsicubhNkQT0Vee\n"+
+		"  b: $2a$10$jSGfWpHm1fGRA4O5ru/WyOI.dlo1ysLNqYjSfIxy872zXIQhUtNcS\n"+
+		"  c: $2a$11$NERfMh5MtEzjlIqVPYFGFu7XynIfNJkGVhmZHTt5JEQY3gb5PADg6\n"))
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		path + ": basic_auth_users mixes bcrypt costs (10, 11 and 12): every check pays cost 12 so timing does not reveal names; rehash the others at 12 to spend less",
+		path + ": basic_auth_users without tls_server_config: passwords cross the network in clear text; configure tls_server_config",
+	}
+	if !slices.Equal(cfg.Warnings, want) {
+		t.Fatalf("warnings %q\nwant %q", cfg.Warnings, want)
+	}
+	if errs := Check(path); len(errs) != 0 {
+		t.Fatalf("Check refused mixed costs: %s", joinErrs(errs))
 	}
 }

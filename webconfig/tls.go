@@ -66,8 +66,10 @@ func (l *loader) buildTLS(t *web.TLSConfig, http2 bool) (*tls.Config, time.Time)
 
 	var pair tls.Certificate
 	var notAfter time.Time
+	var leaf *x509.Certificate
 	if certOK {
-		if leaf, ok := l.parseLeaf(t, certPEM); ok {
+		var ok bool
+		if leaf, ok = l.parseLeaf(t, certPEM); ok {
 			notAfter = leaf.NotAfter
 			l.checkValidity(t, leaf)
 			if keyOK {
@@ -84,6 +86,7 @@ func (l *loader) buildTLS(t *web.TLSConfig, http2 bool) (*tls.Config, time.Time)
 	if t.MinVersion > t.MaxVersion {
 		l.problem("tls_server_config.min_version is above max_version, so no TLS version is left; lower min_version or raise max_version")
 	}
+	l.checkHTTP2Ciphers(t, http2, leaf)
 	if len(l.problems) > before {
 		return nil, time.Time{}
 	}
@@ -100,6 +103,14 @@ func (l *loader) buildTLS(t *web.TLSConfig, http2 bool) (*tls.Config, time.Time)
 		// toolkit rule this package does not know yet.
 		l.problem("tls_server_config: %v", err)
 		return nil, time.Time{}
+	}
+	// Without a choice in the file, Mozilla's "intermediate" profile rather
+	// than Go's defaults, which still enable CBC suites for TLS 1.2.
+	if len(t.CipherSuites) == 0 {
+		cfg.CipherSuites = defaultCipherSuites()
+	}
+	if len(t.CurvePreferences) == 0 {
+		cfg.CurvePreferences = defaultCurves()
 	}
 	cert := &pair
 	cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil }
@@ -123,6 +134,57 @@ func (l *loader) buildTLS(t *web.TLSConfig, http2 bool) (*tls.Config, time.Time)
 		cfg.NextProtos = []string{"http/1.1"}
 	}
 	return cfg, notAfter
+}
+
+// defaultCipherSuites are the TLS 1.2 suites served when the file names none:
+// Mozilla's "intermediate" profile as far as Go implements it (it has no DHE),
+// that is ECDHE with AES-GCM or ChaCha20-Poly1305 and no CBC. TLS 1.3 suites are
+// not configurable in Go and are all AEAD. A function, so that no caller can
+// change the defaults for everyone.
+func defaultCipherSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
+}
+
+// defaultCurves are the key exchange groups offered when the file names no
+// curve_preferences: the hybrid post-quantum X25519MLKEM768 first (Go's own
+// first choice), then Mozilla's intermediate X25519, P-256 and P-384.
+func defaultCurves() []tls.CurveID {
+	return []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384}
+}
+
+// checkHTTP2Ciphers refuses what x/net/http2's ConfigureServer refuses, and so
+// exporter-toolkit at start: with HTTP/2 on, TLS 1.2 allowed and cipher_suites
+// set, one of the two suites HTTP/2 requires must be among them. This proxy
+// configures ALPN itself, so nothing would refuse the file, and every HTTP/2
+// client that negotiates TLS 1.2 would get a suite HTTP/2 forbids and be sent
+// GOAWAY. leaf, when known, names the suite that fits the certificate's key.
+func (l *loader) checkHTTP2Ciphers(t *web.TLSConfig, http2 bool, leaf *x509.Certificate) {
+	if !http2 || len(t.CipherSuites) == 0 || t.MinVersion >= tls.VersionTLS13 {
+		return
+	}
+	for _, c := range t.CipherSuites {
+		switch uint16(c) {
+		case tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:
+			return
+		}
+	}
+	add := "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (for an ECDSA certificate) or TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (for an RSA one)"
+	if leaf != nil {
+		switch leaf.PublicKeyAlgorithm {
+		case x509.RSA:
+			add = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (the certificate's key is RSA)"
+		case x509.ECDSA, x509.Ed25519: // TLS 1.2 signs with Ed25519 under the ECDSA suites
+			add = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (the certificate's key is " + leaf.PublicKeyAlgorithm.String() + ")"
+		}
+	}
+	l.problem("tls_server_config.cipher_suites has neither of the suites HTTP/2 requires over TLS 1.2, so HTTP/2 clients (Prometheus among them) that negotiate TLS 1.2 would be disconnected; add %s, or set min_version: TLS13, or set http_server_config.http2: false", add)
 }
 
 // source returns the PEM of the certificate or key, from its file (which wins,
@@ -202,10 +264,14 @@ func (l *loader) keyProblem(t *web.TLSConfig, err error) {
 
 // checkClientAuth validates client_auth_type and its combination with the
 // client CA and allowed SANs. Beyond the toolkit's own checks it refuses two
-// settings that look secure and are not: verifying client certificates with no
-// client CA verifies them against the system roots (any certificate from any
-// public CA would pass), and allowed SANs without verification match names in
-// certificates anyone can mint.
+// settings that look secure and are not: requiring verified client
+// certificates with no client CA verifies them against the system roots (any
+// certificate from any public CA would pass, and the proxy would count that as
+// authentication, see Config.VerifiesClientCerts), and allowed SANs without
+// verification match names in certificates anyone can mint. The same lack of a
+// CA with VerifyClientCertIfGiven is only a warning: that mode admits clients
+// without a certificate anyway, so it authenticates nobody with or without a
+// CA, and exporter-toolkit's own fixtures use it.
 func (l *loader) checkClientAuth(t *web.TLSConfig) {
 	auth, ok := clientAuthType(t.ClientAuth)
 	if !ok {
@@ -216,7 +282,9 @@ func (l *loader) checkClientAuth(t *web.TLSConfig) {
 	switch {
 	case configuredCA && auth == tls.NoClientCert:
 		l.problem("tls_server_config: client_ca_file is set but client_auth_type is not; set client_auth_type: RequireAndVerifyClientCert, or remove client_ca_file")
-	case !configuredCA && auth >= tls.VerifyClientCertIfGiven:
+	case !configuredCA && auth == tls.VerifyClientCertIfGiven:
+		l.note("tls_server_config: client_auth_type VerifyClientCertIfGiven without client_ca_file: client certificates are then checked against the system roots and authenticate nobody; set client_ca_file, or use basic_auth_users")
+	case !configuredCA && auth == tls.RequireAndVerifyClientCert:
 		l.problem("tls_server_config: client_auth_type %s needs client_ca_file; without it client certificates are verified against the system roots, which any public CA's certificate passes", t.ClientAuth)
 	}
 	if t.ClientAllowedSans != nil && auth < tls.VerifyClientCertIfGiven {

@@ -251,10 +251,11 @@ func TestAttackConnectionsHandshakeTimeoutCounted(t *testing.T) {
 	}
 }
 
-// More silent connections than --web.max-connections: the excess waits in
-// the kernel's backlog and is served (and closed) as slots free up; the
-// client already connected keeps scraping, and a new client gets in once the
-// silent ones are gone. Not parallel.
+// More silent connections than --web.max-connections: they come from the
+// address of a client that authenticated, so the excess is admitted by
+// shedding the oldest unauthenticated connections (admission), and each is
+// closed without an answer; the client already connected keeps scraping,
+// and a new client gets in once the silent ones are gone. Not parallel.
 func TestAttackConnectionsLimitHeld(t *testing.T) {
 	const limit, silent = 20, 30
 	up := atkStartUpstream(t, nil)

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,7 +95,7 @@ func atkStartProxy(t *testing.T, o atkProxyOptions) *atkProxy {
 		up = "http://" + atkClosedAddr(t)
 	}
 	args := append([]string{"--web.listen-address", "127.0.0.1:0", "--web.config.file", p.WebConfig,
-		"--upstream.url", up, "--log.level", "debug"}, o.Args...)
+		"--upstream.url", up, "--log.level", "debug"}, withoutSourceLimits(o.Args)...)
 	p.proc = start(t, "metrics-proxy", args...)
 	p.Addr = p.waitLog(`msg=listening address=(\S+)`)
 	p.URL = "https://" + p.Addr
@@ -441,4 +442,18 @@ func atkWaitClosed(c net.Conn, limit time.Duration) (string, error) {
 			return got.String(), errors.New("peer keeps sending")
 		}
 	}
+}
+
+// withoutSourceLimits lifts the per-source connection limits (admission)
+// unless args set them: most attacks come from one address on purpose, to
+// test the layer behind those limits (TLS, authentication, requests), and
+// would otherwise be turned away at accept. The attack_door tests set them.
+func withoutSourceLimits(args []string) []string {
+	out := slices.Clone(args)
+	for _, flag := range []string{"--web.handshake-rate-per-source", "--web.max-connections-per-source"} {
+		if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, flag) }) {
+			out = append(out, flag+"=1000000")
+		}
+	}
+	return out
 }

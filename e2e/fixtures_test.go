@@ -156,7 +156,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		upstream = s.RunnerURL
 	}
 	args := append([]string{"--web.listen-address", "127.0.0.1:0", "--web.config.file", s.WebConfig,
-		"--upstream.url", upstream, "--log.level", "debug"}, o.ProxyArgs...)
+		"--upstream.url", upstream, "--log.level", "debug"}, withoutSourceLimits(o.ProxyArgs)...)
 	s.Proxy = start(t, "metrics-proxy", args...)
 	addr := s.Proxy.waitLog(`msg=listening address=(\S+)`)
 	scheme := "https"

@@ -15,8 +15,16 @@
 //  6. the allowlist: a path not on it is 404, only now that the client is
 //     known, so an anonymous client gets 401 for /metrics and /debug/pprof/
 //     alike;
-//  7. the reverse proxy to the upstream, with a freshly stated outbound
-//     request carrying only allowlisted headers and no body.
+//  7. a slot of the upstream, shared fairly across client sources and users
+//     (fairqueue): a request that cannot get one before its deadline is the
+//     proxy's own 503 with Retry-After;
+//  8. the reverse proxy to the upstream, with a freshly stated outbound
+//     request carrying only allowlisted headers and no body; 1xx answers of
+//     the upstream are never relayed.
+//
+// Each refusal and each authenticated request is also reported to the
+// connection's admission.Conn, which closes connections that never
+// authenticate.
 package proxy
 
 import (
@@ -34,7 +42,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alloyci/hardened-runner/admission"
+	"github.com/alloyci/hardened-runner/fairqueue"
 	"github.com/alloyci/hardened-runner/listener"
+	"github.com/alloyci/hardened-runner/ratelog"
+	"github.com/alloyci/hardened-runner/source"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +68,11 @@ const (
 	DefaultMaxResponseBytes int64 = 64 << 20
 	// DefaultThrottleDelay is how long a throttled client waits for its 429.
 	DefaultThrottleDelay = time.Second
+	// DefaultUpstreamSlots matches the runner, which serves 8 requests at once
+	// and answers 503 beyond.
+	DefaultUpstreamSlots = 8
+	// DefaultUpstreamQueue bounds the requests waiting for an upstream slot.
+	DefaultUpstreamQueue = 64
 )
 
 // selfMetricsPath is where the proxy serves its own metrics. It is never
@@ -74,6 +91,9 @@ type Decision interface {
 	// Outcome names the decision: ok, ok_cached, unauthorized, throttled or
 	// busy. Refusals are counted under it (unknown values as unauthorized).
 	Outcome() string
+	// User names the authenticated user of an allowed request ("" for none,
+	// as with client certificates); the upstream queue is fair across users.
+	User() string
 	// WriteError writes the refusal (401 with a challenge, 429 with
 	// Retry-After); it is called only when Allowed is false.
 	WriteError(w http.ResponseWriter)
@@ -96,6 +116,13 @@ type Options struct {
 	// MaxResponseBytes bounds an upstream response body. Zero means
 	// DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// UpstreamSlots bounds the upstream calls at once. Zero means
+	// DefaultUpstreamSlots.
+	UpstreamSlots int
+	// UpstreamQueue bounds the requests waiting for a slot (one client
+	// source and user may hold at most UpstreamSlots of them). Zero means
+	// DefaultUpstreamQueue; negative means no waiting.
+	UpstreamQueue int
 	// ThrottleDelay holds back the 429 to a client in back-off (or until it
 	// hangs up). A flood that ignores Retry-After then sends one request per
 	// connection per delay instead of thousands a second, so answering it
@@ -116,8 +143,8 @@ type Options struct {
 	LoopbackHostsOnly func() bool
 	// Authorizer checks credentials; nil allows every request.
 	Authorizer Authorizer
-	// Logger receives upstream failures (error) and refusals (debug). Nil
-	// discards.
+	// Logger receives upstream failures (error, rate limited) and refusals
+	// (debug). Nil discards.
 	Logger log.Logger
 	// Registerer receives the proxy's own metrics; nil leaves them
 	// unregistered.
@@ -133,10 +160,14 @@ type Handler struct {
 	auth     Authorizer
 	self     http.Handler // nil when Options.Gatherer is nil
 	up       *upstream
+	queue    *fairqueue.Queue
 	rp       *httputil.ReverseProxy
 	timeout  time.Duration
 	maxBytes int64
 	logger   log.Logger
+	// failures receives upstream failures: rate limited, since clients
+	// can cause them (a tiny scrape timeout, a busy upstream).
+	failures log.Logger
 	metrics  *metrics
 	// throttleDelay and wait implement Options.ThrottleDelay; tests replace
 	// wait to see the delay without spending it.
@@ -179,6 +210,18 @@ func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
 	}
+	if o.UpstreamSlots < 0 {
+		return nil, fmt.Errorf("upstream slots %d is negative; use a positive number such as %d", o.UpstreamSlots, DefaultUpstreamSlots)
+	}
+	if o.UpstreamSlots == 0 {
+		o.UpstreamSlots = DefaultUpstreamSlots
+	}
+	switch {
+	case o.UpstreamQueue == 0:
+		o.UpstreamQueue = DefaultUpstreamQueue
+	case o.UpstreamQueue < 0:
+		o.UpstreamQueue = 0
+	}
 	allow, err := newAllowlist(o.AllowedPaths)
 	if err != nil {
 		return nil, err
@@ -187,7 +230,8 @@ func New(o Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(o.Registerer)
+	queue := fairqueue.New(o.UpstreamSlots, o.UpstreamQueue, o.UpstreamSlots)
+	m, err := newMetrics(o.Registerer, queue)
 	if err != nil {
 		return nil, err
 	}
@@ -195,9 +239,11 @@ func New(o Options) (*Handler, error) {
 		allow:    allow,
 		auth:     o.Authorizer,
 		up:       up,
+		queue:    queue,
 		timeout:  o.Timeout,
 		maxBytes: o.MaxResponseBytes,
 		logger:   o.Logger,
+		failures: ratelog.New(o.Logger, "upstream failure"),
 		metrics:  m,
 
 		throttleDelay: o.ThrottleDelay,
@@ -222,7 +268,7 @@ func New(o Options) (*Handler, error) {
 		Transport:      up.transport,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.upstreamFailed,
-		ErrorLog:       stdlog.New(log.NewStdlibAdapter(level.Warn(o.Logger)), "", 0),
+		ErrorLog:       stdlog.New(log.NewStdlibAdapter(level.Warn(h.failures)), "", 0),
 	}
 	return h, nil
 }
@@ -237,10 +283,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Set first so every answer carries them, including the Authorizer's.
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
+	var user string
 
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		h.refuse(w, http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method not allowed", "method not GET or HEAD")
+		h.refuse(w, r, http.StatusMethodNotAllowed, outcomeMethodNotAllowed, "method not allowed", "method not GET or HEAD")
 		return
 	}
 	// A GET or HEAD has no body. One that declares one (Content-Length, or
@@ -249,20 +296,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// section 6.1), so bytes hidden after its body are never read as a
 	// request.
 	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
-		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", "GET or HEAD with a body")
+		h.refuse(w, r, http.StatusBadRequest, outcomeBadRequest, "bad request", "GET or HEAD with a body")
 		return
 	}
 	p, ok := originPath(r)
 	if !ok {
-		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", "request target not in origin-form")
+		h.refuse(w, r, http.StatusBadRequest, outcomeBadRequest, "bad request", "request target not in origin-form")
 		return
 	}
 	if err := judgePath(p); err != nil {
-		h.refuse(w, http.StatusBadRequest, outcomeBadRequest, "bad request", err.Error())
+		h.refuse(w, r, http.StatusBadRequest, outcomeBadRequest, "bad request", err.Error())
 		return
 	}
 	if h.loopbackHostsOnly != nil && h.loopbackHostsOnly() && !loopbackHost(r.Host) {
-		h.refuse(w, http.StatusMisdirectedRequest, outcomeBadRequest, "misdirected request", "Host is not a loopback name and nothing authenticates the request")
+		h.refuse(w, r, http.StatusMisdirectedRequest, outcomeBadRequest, "misdirected request", "Host is not a loopback name and nothing authenticates the request")
 		return
 	}
 	if h.auth != nil {
@@ -270,7 +317,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if d == nil {
 			// Fail closed on a broken Authorizer rather than panic per request.
 			level.Error(h.logger).Log("msg", "authorizer returned no decision; refusing")
-			h.refuse(w, http.StatusUnauthorized, outcomeUnauthorized, "unauthorized", "no decision")
+			h.refuse(w, r, http.StatusUnauthorized, outcomeUnauthorized, "unauthorized", "no decision")
 			return
 		}
 		if !d.Allowed() {
@@ -284,11 +331,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				default:
 				}
 			}
+			admission.FromContext(r.Context()).Refused()
 			closeAfter(w)
 			d.WriteError(w)
 			return
 		}
+		user = d.User()
 	}
+	admission.FromContext(r.Context()).Authenticated()
 	// rate_limit is applied to authenticated requests only: before
 	// authentication, anonymous traffic could spend the shared bucket and
 	// lock out a scraper with the right password (the back-off already
@@ -296,7 +346,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.limiter != nil {
 		if l := h.limiter(); l != nil && !l.Allow() {
 			w.Header().Set("Retry-After", "1")
-			h.refuse(w, http.StatusTooManyRequests, outcomeRateLimited, "too many requests", "rate_limit exceeded")
+			h.refuse(w, r, http.StatusTooManyRequests, outcomeRateLimited, "too many requests", "rate_limit exceeded")
 			return
 		}
 	}
@@ -306,10 +356,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.allow.allows(p) {
-		h.refuse(w, http.StatusNotFound, outcomeForbiddenPath, "not found", "path not on the allowlist")
+		h.refuse(w, r, http.StatusNotFound, outcomeForbiddenPath, "not found", "path not on the allowlist")
 		return
 	}
-	h.forward(w, r, p)
+	h.forward(w, r, p, user)
 }
 
 // originPath returns the path of the request target as the client sent it,
@@ -334,9 +384,10 @@ func originPath(r *http.Request) (string, bool) {
 // refuse answers a request the proxy will not serve, counts it, and logs the
 // reason at debug level. The client gets a fixed body and never the reason;
 // reasons are fixed strings, so nothing the client sent is echoed anywhere.
-func (h *Handler) refuse(w http.ResponseWriter, code int, outcome, body, reason string) {
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, code int, outcome, body, reason string) {
 	h.metrics.count(outcome)
 	level.Debug(h.logger).Log("msg", "request refused", "status", code, "reason", reason)
+	admission.FromContext(r.Context()).Refused()
 	closeAfter(w)
 	writeText(w, code, body)
 }
@@ -385,9 +436,25 @@ func exchangeFrom(ctx context.Context) *exchange {
 
 // forward relays the request upstream under a deadline and records the
 // outcome and duration.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p string) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p, user string) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.upstreamTimeout(r.Header))
 	defer cancel()
+
+	release, err := h.queue.Acquire(ctx, source.Of(r.RemoteAddr).String()+"\x00"+user)
+	if err != nil {
+		if r.Context().Err() != nil {
+			h.metrics.count(outcomeClientCanceled)
+			return
+		}
+		// The proxy's own answer, not the upstream's: the runner was never
+		// asked, so its capacity is spent only on requests it can serve.
+		w.Header().Set("Retry-After", "1")
+		h.metrics.count(outcomeUpstreamBusy)
+		writeText(w, http.StatusServiceUnavailable, "upstream busy")
+		return
+	}
+	defer release()
+
 	ex := &exchange{path: p, outcome: outcomeOK}
 	ctx = context.WithValue(ctx, exchangeKey{}, ex)
 
@@ -395,6 +462,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p string) {
 	// Deferred so it also runs when the copy aborts with a panic.
 	defer func() {
 		h.metrics.duration.Observe(time.Since(start).Seconds())
+		if r.Context().Err() != nil && ex.outcome != outcomeResponseTooLarge {
+			// The client reset the stream or hung up: not the upstream's fault.
+			ex.outcome = outcomeClientCanceled
+		}
 		h.metrics.count(ex.outcome)
 	}()
 
@@ -409,7 +480,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p string) {
 	in.TransferEncoding = nil
 	in.Trailer = nil
 
-	h.rp.ServeHTTP(w, in)
+	h.rp.ServeHTTP(no1xx{ResponseWriter: w, own: w.Header().Clone()}, in)
 
 	if ex.aborted {
 		// ReverseProxy panics itself under an http.Server; outside one it
@@ -433,7 +504,15 @@ func (h *Handler) upstreamTimeout(hdr http.Header) time.Duration {
 // else, Authorization, Cookie, Proxy-Authorization, X-Forwarded-*, hop-by-hop
 // headers, stays at the proxy.
 func forwardHeaders(src http.Header) http.Header {
-	return copyHeaders(src, "Accept", "Accept-Encoding", "User-Agent", "X-Prometheus-Scrape-Timeout-Seconds")
+	dst := copyHeaders(src, "Accept", "Accept-Encoding", "User-Agent", "X-Prometheus-Scrape-Timeout-Seconds")
+	// Headers the client names in Connection are hop-by-hop (RFC 9110
+	// section 7.6.1), even allowlisted ones: they were meant for the proxy.
+	for _, v := range src["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			dst.Del(strings.TrimSpace(name))
+		}
+	}
+	return dst
 }
 
 // relayHeaders returns the only upstream response headers relayed. An
@@ -480,10 +559,16 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if resp.ContentLength > h.maxBytes {
 		return errResponseTooLarge
 	}
+	ex := exchangeFrom(resp.Request.Context())
+	if resp.StatusCode >= 500 && ex != nil {
+		// Relayed, since the scraper should see the runner's answer, but not
+		// counted ok: a busy or broken runner must show in the proxy's metrics.
+		ex.outcome = outcomeUpstream5xx
+	}
 	resp.Header = relayHeaders(resp.Header)
 	resp.Trailer = nil
 	ctx := resp.Request.Context()
-	resp.Body = &limitedBody{rc: resp.Body, resp: resp, remaining: h.maxBytes, ctx: ctx, ex: exchangeFrom(ctx)}
+	resp.Body = &limitedBody{rc: resp.Body, resp: resp, remaining: h.maxBytes, ctx: ctx, ex: ex}
 	return nil
 }
 
@@ -499,14 +584,15 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
 		code, outcome, body = http.StatusGatewayTimeout, outcomeUpstreamTimeout, "upstream timed out"
 	}
-	if ex := exchangeFrom(ctx); ex != nil {
-		ex.outcome = outcome
-	}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		// The client went away; not the upstream's fault, not worth an error.
+		outcome = outcomeClientCanceled
 		level.Debug(h.logger).Log("msg", "client canceled while waiting for upstream", "err", err)
 	} else {
-		level.Error(h.logger).Log("msg", "upstream request failed", "outcome", outcome, "err", err)
+		level.Error(h.failures).Log("msg", "upstream request failed", "outcome", outcome, "err", err)
+	}
+	if ex := exchangeFrom(ctx); ex != nil {
+		ex.outcome = outcome
 	}
 	writeText(w, code, body)
 }
@@ -554,3 +640,31 @@ func (b *BufferPool) Get() []byte {
 
 // Put returns buf to the pool.
 func (b *BufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+// no1xx keeps 1xx answers of the upstream from reaching the client.
+// ReverseProxy relays each one (103 Early Hints, say) with all of its
+// headers, past the response-header allowlist, and then clears the header
+// map, which would also drop the proxy's own headers (and the web config's)
+// from the final answer. So a 1xx is dropped here, and every final answer
+// gets own, the headers set before forwarding, again.
+type no1xx struct {
+	http.ResponseWriter
+	own http.Header
+}
+
+// WriteHeader drops 1xx answers and restores the proxy's headers before a
+// final one.
+func (w no1xx) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		return
+	}
+	h := w.Header()
+	for k, v := range w.own {
+		h[k] = v
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer (for
+// ReverseProxy's flushes).
+func (w no1xx) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -102,7 +102,7 @@ type fakeAuth struct{ deny string }
 
 func (a fakeAuth) Authorize(r *http.Request) Decision {
 	if u, p, ok := r.BasicAuth(); ok && u == testUser && p == testPass {
-		return decision{allowed: true, outcome: "ok"}
+		return decision{allowed: true, outcome: "ok", user: u}
 	}
 	if a.deny != "" {
 		return decision{outcome: a.deny}
@@ -113,10 +113,12 @@ func (a fakeAuth) Authorize(r *http.Request) Decision {
 type decision struct {
 	allowed bool
 	outcome string
+	user    string
 }
 
 func (d decision) Allowed() bool   { return d.allowed }
 func (d decision) Outcome() string { return d.outcome }
+func (d decision) User() string    { return d.user }
 func (d decision) WriteError(w http.ResponseWriter) {
 	if d.outcome == "unauthorized" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="metrics"`)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/alloyci/hardened-runner/fairqueue"
 )
 
 // Outcomes of a request, the only values of the outcome label. A fixed set, so
@@ -21,6 +23,9 @@ const (
 	outcomeUpstreamTimeout  = "upstream_timeout"
 	outcomeResponseTooLarge = "response_too_large"
 	outcomeRateLimited      = "rate_limited"
+	outcomeUpstreamBusy     = "upstream_busy"
+	outcomeUpstream5xx      = "upstream_5xx"
+	outcomeClientCanceled   = "client_canceled"
 )
 
 // allOutcomes lists every outcome so each series exists at 0 from the start:
@@ -30,7 +35,7 @@ func allOutcomes() []string {
 		outcomeOK, outcomeUnauthorized, outcomeThrottled, outcomeBusy,
 		outcomeMethodNotAllowed, outcomeBadRequest, outcomeForbiddenPath,
 		outcomeUpstreamError, outcomeUpstreamTimeout, outcomeResponseTooLarge,
-		outcomeRateLimited,
+		outcomeRateLimited, outcomeUpstreamBusy, outcomeUpstream5xx, outcomeClientCanceled,
 	}
 }
 
@@ -55,11 +60,11 @@ type metrics struct {
 // newMetrics creates the instruments and registers them on reg when it is not
 // nil. A registration failure (say, two proxies on one registry) is returned
 // rather than panicking, so the caller can report it.
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, queue *fairqueue.Queue) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_requests_total",
-			Help: "Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit).",
+			Help: "Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit), upstream_busy (no upstream slot before the deadline: the proxy's own 503), upstream_5xx (relayed, the upstream failed), client_canceled (the client went away first).",
 		}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "metrics_proxy_upstream_request_duration_seconds",
@@ -71,8 +76,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range allOutcomes() {
 		m.requests.WithLabelValues(o)
 	}
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "metrics_proxy_upstream_requests_in_flight",
+		Help: "Upstream calls holding one of --upstream.max-concurrent slots.",
+	}, func() float64 { return float64(queue.InUse()) })
+	waiting := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "metrics_proxy_upstream_requests_waiting",
+		Help: "Requests waiting for an upstream slot (at most --upstream.max-queue).",
+	}, func() float64 { return float64(queue.Waiting()) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		for _, c := range []prometheus.Collector{m.requests, m.duration, inFlight, waiting} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering the proxy's metrics: %w; give each proxy its own registry", err)
 			}

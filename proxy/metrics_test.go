@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
+
+	"github.com/alloyci/hardened-runner/fairqueue"
 )
 
 func counterValue(t *testing.T, f *fixture, outcome string) float64 {
@@ -21,14 +23,15 @@ func counterValue(t *testing.T, f *fixture, outcome string) float64 {
 
 func TestEveryOutcomeStartsAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := newMetrics(reg); err != nil {
+	if _, err := newMetrics(reg, fairqueue.New(1, 0, 0)); err != nil {
 		t.Fatal(err)
 	}
 	want := `
-# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit).
+# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit), upstream_busy (no upstream slot before the deadline: the proxy's own 503), upstream_5xx (relayed, the upstream failed), client_canceled (the client went away first).
 # TYPE metrics_proxy_requests_total counter
 metrics_proxy_requests_total{outcome="bad_request"} 0
 metrics_proxy_requests_total{outcome="busy"} 0
+metrics_proxy_requests_total{outcome="client_canceled"} 0
 metrics_proxy_requests_total{outcome="forbidden_path"} 0
 metrics_proxy_requests_total{outcome="method_not_allowed"} 0
 metrics_proxy_requests_total{outcome="ok"} 0
@@ -36,6 +39,8 @@ metrics_proxy_requests_total{outcome="rate_limited"} 0
 metrics_proxy_requests_total{outcome="response_too_large"} 0
 metrics_proxy_requests_total{outcome="throttled"} 0
 metrics_proxy_requests_total{outcome="unauthorized"} 0
+metrics_proxy_requests_total{outcome="upstream_5xx"} 0
+metrics_proxy_requests_total{outcome="upstream_busy"} 0
 metrics_proxy_requests_total{outcome="upstream_error"} 0
 metrics_proxy_requests_total{outcome="upstream_timeout"} 0
 `
@@ -43,7 +48,7 @@ metrics_proxy_requests_total{outcome="upstream_timeout"} 0
 		t.Error(err)
 	}
 	// A second proxy on the same registry is a wiring mistake, reported.
-	if _, err := newMetrics(reg); err == nil || !strings.Contains(err.Error(), "give each proxy its own registry") {
+	if _, err := newMetrics(reg, fairqueue.New(1, 0, 0)); err == nil || !strings.Contains(err.Error(), "give each proxy its own registry") {
 		t.Errorf("second registration: err %v", err)
 	}
 }
@@ -152,10 +157,11 @@ func TestProxyMetricsAreServedLocallyWithExactCounts(t *testing.T) {
 	}
 
 	want := `
-# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit).
+# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit), upstream_busy (no upstream slot before the deadline: the proxy's own 503), upstream_5xx (relayed, the upstream failed), client_canceled (the client went away first).
 # TYPE metrics_proxy_requests_total counter
 metrics_proxy_requests_total{outcome="bad_request"} 2
 metrics_proxy_requests_total{outcome="busy"} 0
+metrics_proxy_requests_total{outcome="client_canceled"} 0
 metrics_proxy_requests_total{outcome="forbidden_path"} 1
 metrics_proxy_requests_total{outcome="method_not_allowed"} 1
 metrics_proxy_requests_total{outcome="ok"} 3
@@ -163,6 +169,8 @@ metrics_proxy_requests_total{outcome="rate_limited"} 0
 metrics_proxy_requests_total{outcome="response_too_large"} 0
 metrics_proxy_requests_total{outcome="throttled"} 0
 metrics_proxy_requests_total{outcome="unauthorized"} 3
+metrics_proxy_requests_total{outcome="upstream_5xx"} 0
+metrics_proxy_requests_total{outcome="upstream_busy"} 0
 metrics_proxy_requests_total{outcome="upstream_error"} 0
 metrics_proxy_requests_total{outcome="upstream_timeout"} 0
 `

@@ -23,9 +23,9 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
-	"golang.org/x/net/netutil"
 	"golang.org/x/time/rate"
 
+	"github.com/alloyci/hardened-runner/admission"
 	"github.com/alloyci/hardened-runner/auth"
 	"github.com/alloyci/hardened-runner/listener"
 	"github.com/alloyci/hardened-runner/proxy"
@@ -47,6 +47,10 @@ type serveConfig struct {
 	idleTimeout       time.Duration
 	maxHeaderBytes    int
 	maxConnections    int
+	maxPerSource      int
+	handshakeRate     float64
+	upstreamSlots     int
+	upstreamQueue     int
 	bcryptWorkers     int
 	throttleDelay     time.Duration
 }
@@ -127,11 +131,26 @@ func serve(logger log.Logger, s serveConfig) int {
 		level.Warn(logger).Log("msg", "no authentication configured: anyone who can reach the loopback listener reads the metrics")
 	}
 
+	gate, err := admission.New(admission.Options{
+		MaxConns:            s.maxConnections,
+		MaxPerSource:        s.maxPerSource,
+		HandshakeRate:       s.handshakeRate,
+		FirstRequestTimeout: s.readHeaderTimeout,
+		Logger:              log.With(logger, "component", "admission"),
+		Registerer:          reg,
+	})
+	if err != nil {
+		closeAll()
+		return fail("invalid connection limits", err)
+	}
+
 	h, err := proxy.New(proxy.Options{
 		Upstream:         s.upstream,
 		AllowedPaths:     s.allowedPaths,
 		Timeout:          s.upstreamTimeout,
 		MaxResponseBytes: s.maxResponseBytes,
+		UpstreamSlots:    s.upstreamSlots,
+		UpstreamQueue:    s.upstreamQueue,
 		ThrottleDelay:    throttleDelay(s.throttleDelay),
 		RateLimiter:      func() *rate.Limiter { return current().Limiter },
 		LoopbackHostsOnly: func() bool {
@@ -156,11 +175,23 @@ func serve(logger log.Logger, s serveConfig) int {
 		IdleTimeout:                  s.idleTimeout,
 		MaxHeaderBytes:               s.maxHeaderBytes,
 		DisableGeneralOptionsHandler: true, // OPTIONS * must get the proxy's 405, not net/http's 200
+		ConnContext:                  admission.ConnContext,
+		ConnState:                    admission.ConnState,
 		ErrorLog:                     stdlog.New(log.NewStdlibAdapter(level.Debug(log.With(logger, "component", "http"))), "", 0),
 	}
 	// Few streams per HTTP/2 connection: each request holds a goroutine (a
 	// throttled one for --web.throttle-delay), and a scraper needs one.
-	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: maxStreams}
+	// Requests have no body, so the smallest receive windows and frames
+	// serve them, and bound what each connection can make the proxy hold.
+	srv.HTTP2 = &http.HTTP2Config{
+		MaxConcurrentStreams:          maxStreams,
+		MaxReadFrameSize:              16 << 10,
+		MaxReceiveBufferPerConnection: 64 << 10,
+		MaxReceiveBufferPerStream:     16 << 10,
+		MaxDecoderHeaderTableSize:     4 << 10,
+		MaxEncoderHeaderTableSize:     4 << 10,
+		WriteByteTimeout:              s.readHeaderTimeout,
+	}
 	if !current().Web.HTTPConfig.HTTP2 || !current().TLSEnabled() {
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
@@ -170,7 +201,7 @@ func serve(logger log.Logger, s serveConfig) int {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
-		l = netutil.LimitListener(l, s.maxConnections)
+		l = gate.Listen(l)
 		if current().TLSEnabled() {
 			l = listener.NewTLS(l, listener.TLSOptions{
 				Config:           store.ServerTLSConfig(),

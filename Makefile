@@ -62,7 +62,7 @@ fuzz:
 
 # metrics-proxy against a plain TLS proxy and exporter-toolkit, side by side,
 # then the runner's /metrics render time (bench/README.md). Figures and ratios,
-# never pass/fail on time. A quick run: make bench BENCHFLAGS='-rate.duration 3s -flood.duration 5s'
+# never pass/fail on time. A quick run: make bench BENCHFLAGS='-rate.duration 3s -flood.duration 5s -attack.duration 5s'
 bench: build
 	$(GO) run ./bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench BenchmarkRender100Builds -benchtime 2000x ./runnermetrics/

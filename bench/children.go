@@ -38,8 +38,11 @@ func isChild(args []string) bool {
 // (or -max-lifetime, so a child left behind by a crashed bench does not run
 // forever).
 func runChild(args []string) int {
-	if args[0] == "-mode="+modeFlood {
+	switch args[0] {
+	case "-mode=" + modeFlood:
 		return runFloodProc(args[1:])
+	case "-mode=" + modeAttack:
+		return runAttackProc(args[1:])
 	}
 	fs := flag.NewFlagSet("bench -mode", flag.ContinueOnError)
 	mode := fs.String("mode", "", modePlainProxy+", "+modeToolkitProxy+" or "+modeStaticUpstream)

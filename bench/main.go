@@ -12,11 +12,13 @@
 //
 // Their upstream in the scrape-rate test is, in turn, a static server of a
 // page captured from the real runner (so the figures are the proxy layer's)
-// and the real alloy-runner; in the flood it is the real runner.
+// and the real alloy-runner; in the flood and the attacks (idle HTTP/2
+// connections, zero-window, handshake flood, an authenticated hog, wrong
+// passwords over HTTP/2; A and C only) it is the real runner.
 //
-// B, C, the static upstream and the flood's clients are this program
-// re-executed with -mode=plain-proxy, -mode=toolkit-proxy,
-// -mode=static-upstream or -mode=flood. Run it from
+// B, C, the static upstream, the flood's and the attacks' clients are this
+// program re-executed with -mode=plain-proxy, -mode=toolkit-proxy,
+// -mode=static-upstream, -mode=flood or -mode=attack. Run it from
 // the repository root after `make build`; `make bench` does both. See
 // bench/README.md.
 package main
@@ -66,6 +68,22 @@ type options struct {
 	gzip          bool
 	cost          int
 	keep          bool
+
+	// The attack scenarios (attack.go), in the order they run.
+	attacks       []string
+	attackDur     time.Duration
+	idleConns     int
+	idleSources   int
+	zwConns       int
+	zwStreams     int
+	zwHeaderBytes int
+	hsLoops       int
+	hogConns      int
+	hogStreams    int
+	h2Conns       int
+	h2Streams     int
+	h2Client      string // h2load or go
+	newcomerFrom  net.IP
 }
 
 func main() {
@@ -77,11 +95,12 @@ func main() {
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	var upstreams, goodFrom, scenarios, proxyArgs string
+	var upstreams, goodFrom, newcomerFrom, scenarios, proxyArgs string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.binDir, "bin", "bin", "directory holding alloy-runner and metrics-proxy (make build)")
-	fs.StringVar(&scenarios, "scenarios", "rate,flood", "scenarios to run, comma-separated: rate (1) and flood (2, 2b)")
+	fs.StringVar(&scenarios, "scenarios", "rate,flood,attacks", "scenarios to run, comma-separated: rate (1), flood (2, 2b), and the attacks "+
+		strings.Join(attackNames, ", ")+" (or attacks for all six)")
 	fs.IntVar(&o.clients, "rate.clients", 8, "keep-alive clients in the scrape-rate test, each with its own connection")
 	fs.DurationVar(&o.warmup, "rate.warmup", time.Second, "warm-up before the scrape-rate window (not counted)")
 	fs.DurationVar(&o.rateDur, "rate.duration", 5*time.Second, "counted scrape-rate window per proxy and round")
@@ -96,20 +115,45 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&goodFrom, "flood.good-from", "127.0.0.2", "loopback source address of the good clients in the flood (the flood comes from 127.0.0.1)")
 	fs.DurationVar(&o.newcomerAt, "flood.newcomer-at", 5*time.Second, "when, into the flood, the new scraper (2b) starts; a quarter of the flood if that is not before its end")
 	fs.StringVar(&proxyArgs, "proxy.args", "", "extra flags for metrics-proxy (A), space-separated, e.g. --web.bcrypt-workers=1 (for experiments; the report shows them)")
+	fs.DurationVar(&o.attackDur, "attack.duration", 20*time.Second, "length of each attack's flood, per proxy")
+	fs.IntVar(&o.idleConns, "attack.idle-conns", 1100, "idle HTTP/2 connections in idle-h2-one and idle-h2-many")
+	fs.IntVar(&o.idleSources, "attack.idle-sources", 200, "source addresses of idle-h2-many's connections: 127.0.1.1 to 127.0.1.N")
+	fs.IntVar(&o.zwConns, "attack.zero-window-conns", 1024, "zero-window connections")
+	fs.IntVar(&o.zwStreams, "attack.zero-window-streams", 8, "requests each zero-window connection sends")
+	fs.IntVar(&o.zwHeaderBytes, "attack.zero-window-header-bytes", 7168, "extra header bytes in each zero-window request")
+	fs.IntVar(&o.hsLoops, "attack.handshake-loops", 32, "concurrent handshake loops in handshake-flood")
+	fs.IntVar(&o.hogConns, "attack.hog-conns", 4, "auth-hog's HTTP/2 connections")
+	fs.IntVar(&o.hogStreams, "attack.hog-streams", 8, "auth-hog's requests in flight per connection")
+	fs.IntVar(&o.h2Conns, "attack.h2-conns", 200, "wrong-password-h2's HTTP/2 connections (h2load -c)")
+	fs.IntVar(&o.h2Streams, "attack.h2-streams", 8, "wrong-password-h2's requests in flight per connection (h2load -m)")
+	fs.StringVar(&o.h2Client, "attack.h2-client", "h2load", "wrong-password-h2's client: h2load (installed with apt-get if missing and root; the Go client otherwise) or go")
+	fs.StringVar(&newcomerFrom, "attack.newcomer-from", "127.0.0.3", "loopback source address of idle-h2-many's never-seen client")
 	fs.BoolVar(&o.gzip, "gzip", true, "scrape with Accept-Encoding: gzip, as Prometheus does")
 	fs.IntVar(&o.cost, "bcrypt.cost", 12, "bcrypt cost of the users' hashes")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (certificates, configs, captured page, process logs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	picked := map[string]bool{}
 	for _, sc := range strings.Split(scenarios, ",") {
-		switch strings.TrimSpace(sc) {
-		case "rate":
+		switch sc = strings.TrimSpace(sc); {
+		case sc == "rate":
 			o.rate = true
-		case "flood":
+		case sc == "flood":
 			o.flood = true
+		case sc == "attacks":
+			for _, a := range attackNames {
+				picked[a] = true
+			}
+		case slices.Contains(attackNames, sc):
+			picked[sc] = true
 		default:
-			return o, fmt.Errorf("-scenarios %q: each must be rate or flood", scenarios)
+			return o, fmt.Errorf("-scenarios %q: each must be rate, flood, attacks or one of %s", scenarios, strings.Join(attackNames, ", "))
+		}
+	}
+	for _, a := range attackNames {
+		if picked[a] {
+			o.attacks = append(o.attacks, a)
 		}
 	}
 	for _, u := range strings.Split(upstreams, ",") {
@@ -123,6 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o.proxyArgs = strings.Fields(proxyArgs)
 	o.goodFrom = net.ParseIP(goodFrom).To4()
+	o.newcomerFrom = net.ParseIP(newcomerFrom).To4()
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -142,6 +187,23 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-flood.good-from %q must be an IPv4 loopback address other than 127.0.0.1 (the flood's)", goodFrom)
 	case o.newcomerAt < 0:
 		return o, errors.New("-flood.newcomer-at must not be negative")
+	case o.attackDur < time.Second || o.attackDur > 10*time.Minute:
+		return o, errors.New("-attack.duration must be 1s to 10m")
+	case o.idleConns < 1 || o.idleConns > 5000 || o.zwConns < 1 || o.zwConns > 5000:
+		return o, errors.New("-attack.idle-conns and -attack.zero-window-conns must be 1 to 5000")
+	case o.idleSources < 1 || o.idleSources > 254:
+		return o, errors.New("-attack.idle-sources must be 1 to 254")
+	case o.zwStreams < 1 || o.zwStreams > 100 || o.hogStreams < 1 || o.hogStreams > 100 || o.h2Streams < 1 || o.h2Streams > 100:
+		return o, errors.New("-attack.*-streams must be 1 to 100")
+	case o.zwHeaderBytes < 0 || o.zwHeaderBytes > 64<<10:
+		return o, errors.New("-attack.zero-window-header-bytes must be 0 to 65536")
+	case o.hsLoops < 1 || o.hsLoops > 1000 || o.hogConns < 1 || o.hogConns > 1000 || o.h2Conns < 1 || o.h2Conns > 5000:
+		return o, errors.New("-attack.handshake-loops and -attack.hog-conns must be 1 to 1000, -attack.h2-conns 1 to 5000")
+	case o.h2Client != "h2load" && o.h2Client != "go":
+		return o, fmt.Errorf("-attack.h2-client %q must be h2load or go", o.h2Client)
+	case o.newcomerFrom == nil || !o.newcomerFrom.IsLoopback() || o.newcomerFrom.Equal(o.goodFrom) ||
+		o.newcomerFrom.Equal(net.IPv4(127, 0, 0, 1)) || (o.newcomerFrom[2] == 1 && int(o.newcomerFrom[3]) <= o.idleSources):
+		return o, fmt.Errorf("-attack.newcomer-from %q must be an IPv4 loopback address used by no other client", newcomerFrom)
 	case o.cost < 10 || o.cost > 16:
 		return o, errors.New("-bcrypt.cost must be 10 to 16")
 	}
@@ -159,6 +221,9 @@ type setup struct {
 	tls              tlsFiles
 	user, password   string // the primed good client's, and the scrape-rate clients'
 	user2, password2 string // the new scraper's (2b): never used before it arrives
+	wrongPassword    string // wrong-password-h2's, the same for every request
+	h2load           string // h2load's path, if wrong-password-h2 uses it
+	h2loadNote       string // why it does not, if it does not
 	webConfig        string
 	runner           *proc
 	runnerURL        string
@@ -314,7 +379,54 @@ func run(args []string, stdout, stderr io.Writer) int {
 		delete(procs, t.key)
 	}
 
-	report(stdout, o, s, ts, rates, floods, load, time.Since(began))
+	// The attacks, each on a fresh process of A and of C in front of the
+	// real runner.
+	attacks := map[string]map[string]attackResult{}
+	if slices.Contains(o.attacks, scWrongH2) {
+		if o.h2Client == "h2load" {
+			s.h2load, s.h2loadNote = findH2load(ctx, stderr)
+		} else {
+			s.h2loadNote = "-attack.h2-client go"
+		}
+		if s.h2loadNote != "" {
+			progress(stderr, "wrong-password-h2: %s", s.h2loadNote)
+		}
+	}
+	defs := attackDefs()
+	for _, name := range o.attacks {
+		attacks[name] = map[string]attackResult{}
+		for _, t := range ts {
+			if !t.auth {
+				continue
+			}
+			progress(stderr, "%s %s: attack %s, %s", t.key, t.name, name, o.attackDur)
+			p, base, err := startTarget(ctx, s, t, s.runnerURL, name)
+			if err != nil {
+				return fail(t.key+" "+t.name, err)
+			}
+			procs[t.key] = p
+			// A scenario that cannot be measured (the good client never got
+			// in before the flood, the proxy died) is reported, and the
+			// next one runs.
+			r, err := measureAttack(ctx, o, s, defs[name], t.key, base, p.pid(), t.key == "A")
+			if ctx.Err() != nil {
+				return fail(t.key+" "+t.name+", "+name, ctx.Err())
+			}
+			if err != nil {
+				r.failed = err.Error()
+				progress(stderr, "%s %s, %s: %v", t.key, t.name, name, err)
+			}
+			if err := alive(ctx, p, name); err != nil {
+				r.failed = strings.TrimPrefix(r.failed+"; "+err.Error(), "; ")
+				progress(stderr, "%s %s, %s: %v", t.key, t.name, name, err)
+			}
+			attacks[name][t.key] = r
+			p.stop()
+			delete(procs, t.key)
+		}
+	}
+
+	report(stdout, o, s, ts, rates, floods, attacks, load, time.Since(began))
 	return 0
 }
 
@@ -342,7 +454,7 @@ func prepare(ctx context.Context, o options, stderr io.Writer) (*setup, func(), 
 	}
 	s := &setup{dir: dir, self: self,
 		user: "prometheus", password: randomPassword(16),
-		user2: "prometheus-new", password2: randomPassword(16)}
+		user2: "prometheus-new", password2: randomPassword(16), wrongPassword: randomPassword(12)}
 	cleanup = func() {
 		if s.runner != nil {
 			s.runner.stop()

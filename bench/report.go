@@ -9,7 +9,8 @@ import (
 )
 
 // report prints the tables, then the ratios next to the DESIGN targets.
-func report(w io.Writer, o options, s *setup, ts []target, rates map[string]map[string]rateResult, floods map[string]floodResult, load string, took time.Duration) {
+func report(w io.Writer, o options, s *setup, ts []target, rates map[string]map[string]rateResult, floods map[string]floodResult,
+	attacks map[string]map[string]attackResult, load string, took time.Duration) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	enc := "identity"
 	if o.gzip {
@@ -49,6 +50,12 @@ func report(w io.Writer, o options, s *setup, ts []target, rates map[string]map[
 	}
 	if o.flood {
 		reportFlood(p, o, floods)
+	}
+	if !o.rate && !o.flood {
+		reportAttacks(p, o, attacks)
+		p("")
+		p("proxy bench took %s", took.Round(time.Second))
+		return
 	}
 
 	p("")
@@ -101,6 +108,9 @@ func report(w io.Writer, o options, s *setup, ts []target, rates map[string]map[
 		reportFloodRatios(p, floods)
 	}
 	p("  runner /metrics render with 100 builds: BenchmarkRender100Builds below (target p99 < 5 ms)")
+	if len(o.attacks) > 0 {
+		reportAttacks(p, o, attacks)
+	}
 	p("")
 	p("proxy bench took %s", took.Round(time.Second))
 }

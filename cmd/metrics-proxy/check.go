@@ -19,7 +19,8 @@ func checkConfig(stdout, stderr io.Writer, file string, addrs []string, systemdS
 		return 2
 	}
 	problems := webconfig.Check(file)
-	if len(problems) == 0 && !systemdSocket {
+	var warnings []string
+	if len(problems) == 0 {
 		var public []string
 		for _, a := range addrs {
 			// A name counts as public unless everything it resolves to is
@@ -28,10 +29,15 @@ func checkConfig(stdout, stderr io.Writer, file string, addrs []string, systemdS
 				public = append(public, a)
 			}
 		}
+		if systemdSocket {
+			public = nil // the sockets are systemd's; the server checks them when it starts
+		}
 		if cfg, err := webconfig.Load(file); err != nil {
 			problems = append(problems, err)
 		} else if err := publicDoorPolicy(public, file)(cfg); err != nil {
 			problems = append(problems, err)
+		} else {
+			warnings = cfg.Warnings
 		}
 	}
 	if len(problems) > 0 {
@@ -40,6 +46,11 @@ func checkConfig(stdout, stderr io.Writer, file string, addrs []string, systemdS
 			fmt.Fprintf(stderr, "  - %s\n", strings.TrimPrefix(p.Error(), file+": "))
 		}
 		return 1
+	}
+	// Warnings do not stop the server, so they do not fail the check, but
+	// an operator running it should read them.
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: OK\n", file)
 	return 0

@@ -1,0 +1,504 @@
+package e2e
+
+// Attacks on the upstream through the door: one authenticated client
+// hogging the runner's few request slots, upstream failures and client
+// cancellations counted under their own outcomes, 1xx answers, hop-by-hop
+// headers named by the client, and the log volume a failing upstream can
+// make. Helpers are prefixed share; door helpers come from
+// attack_door_test.go.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// shareOutcome is the requests_total series of outcome.
+func shareOutcome(outcome string) string {
+	return fmt.Sprintf(`metrics_proxy_requests_total{outcome=%q}`, outcome)
+}
+
+// shareDelta returns, for each outcome, how much its counter grew from m0
+// to m1 (-1 if a series is missing from either).
+func shareDelta(m0, m1 string, outcomes ...string) map[string]float64 {
+	d := map[string]float64{}
+	for _, o := range outcomes {
+		a, b := atkMetric(m0, shareOutcome(o)), atkMetric(m1, shareOutcome(o))
+		if a < 0 || b < 0 {
+			d[o] = -1
+			continue
+		}
+		d[o] = b - a
+	}
+	return d
+}
+
+// shareExpectDelta checks the growth of each outcome's counter.
+func shareExpectDelta(t *testing.T, m0, m1 string, want map[string]float64) {
+	t.Helper()
+	var names []string
+	for o := range want {
+		names = append(names, o)
+	}
+	got := shareDelta(m0, m1, names...)
+	for o, w := range want {
+		if got[o] != w {
+			t.Errorf("requests_total{outcome=%q} grew by %v, want %v", o, got[o], w)
+		}
+	}
+}
+
+// shareCheckSafetyHeaders checks the two headers every final answer carries.
+func shareCheckSafetyHeaders(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	if got := h.Values("X-Content-Type-Options"); len(got) != 1 || got[0] != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options %q, want exactly nosniff", what, got)
+	}
+	if got := h.Values("Cache-Control"); len(got) != 1 || got[0] != "no-store" {
+		t.Errorf("%s: Cache-Control %q, want exactly no-store", what, got)
+	}
+}
+
+// shareCheckBusy checks the proxy's own 503 for a request that found no
+// upstream slot.
+func shareCheckBusy(t *testing.T, what string, r atkResult) {
+	t.Helper()
+	if r.Status != 503 || r.Body != "upstream busy\n" || r.Header.Get("Retry-After") != "1" {
+		t.Errorf("%s: %d %q Retry-After %q, want 503 \"upstream busy\\n\" Retry-After 1", what, r.Status, r.Body, r.Header.Get("Retry-After"))
+	}
+	shareCheckSafetyHeaders(t, what, r.Header)
+}
+
+// One authenticated client cannot take the runner's request slots from the
+// others: a hog (its own user, from 127.0.0.1) keeps 32 requests in flight
+// for 3 s against an upstream that serves 8 at once and answers 503 beyond,
+// like the runner, while the good client scrapes every 100 ms from
+// 127.0.0.2. The proxy never has more than --upstream.max-concurrent (8)
+// calls upstream, so the upstream never answers 503; every good scrape is
+// 200, and whatever the hog is refused is the proxy's own 503 with
+// Retry-After: 1, counted as upstream_busy, one for one.
+func TestShareAuthenticatedHog(t *testing.T) {
+	const upstreamSlots, hogInFlight, hogCap = 8, 32, 20000
+	const hogUser, hogPassword = "hog", "atk-hog password that is right"
+	var cur, peak, over atomic.Int32
+	slots := make(chan struct{}, upstreamSlots)
+	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		default:
+			over.Add(1)
+			http.Error(w, "too many requests at once", http.StatusServiceUnavailable)
+			return
+		}
+		n := cur.Add(1)
+		for {
+			old := peak.Load()
+			if n <= old || peak.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		cur.Add(-1)
+		<-slots
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		io.WriteString(w, "atk_up 1\n")
+	})
+	goodHash, hogHash := atkHashed(t, atkPassword, 10), atkHashed(t, hogPassword, 10)
+	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{
+		"--upstream.max-concurrent=8", "--upstream.max-queue=64", "--web.handshake-rate-per-source=1000"},
+		Web: func(k *pki) string {
+			return atkTLSHeader(k) + fmt.Sprintf("basic_auth_users:\n  %s: '%s'\n  %s: '%s'\n", atkUser, goodHash, hogUser, hogHash)
+		}})
+	good := p.atkClient(doorGoodSrc)
+	if r := p.atkAuthGet(t, good, "/metrics"); r.Status != 200 {
+		t.Fatalf("good client before the hog: %d", r.Status)
+	}
+	m0 := p.atkSelfMetrics(t, good)
+
+	hog := p.atkClient("127.0.0.1")
+	hog.Transport.(*http.Transport).MaxIdleConnsPerHost = 2 * hogInFlight
+	stop := make(chan struct{})
+	var (
+		sent, ok, busy, errs atomic.Int64
+		mu                   sync.Mutex
+		wrong                []string
+		wg                   sync.WaitGroup
+	)
+	for range hogInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if sent.Add(1) > hogCap {
+					return
+				}
+				r, err := atkTry(hog, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(hogUser, hogPassword)})
+				switch {
+				case err != nil:
+					errs.Add(1)
+					mu.Lock()
+					wrong = append(wrong, err.Error())
+					mu.Unlock()
+				case r.Status == 200 && r.Body == "atk_up 1\n":
+					ok.Add(1)
+				case r.Status == 503 && r.Body == "upstream busy\n" && r.Header.Get("Retry-After") == "1":
+					busy.Add(1)
+					// Refused at once: retry soon (not after Retry-After),
+					// without spinning the two cores.
+					time.Sleep(20 * time.Millisecond)
+				default:
+					mu.Lock()
+					wrong = append(wrong, fmt.Sprintf("%d %q Retry-After %q", r.Status, r.Body, r.Header.Get("Retry-After")))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	scrapes := p.doorScraper(good, 100*time.Millisecond, 30, nil)()
+	close(stop)
+	wg.Wait()
+
+	if sent.Load() > hogCap {
+		t.Errorf("the hog reached its cap of %d requests before the good client's scrapes ended", hogCap)
+	}
+	doorCheckScrapes(t, "good client while the hog keeps 32 in flight", scrapes, 30)
+	if len(wrong) > 0 {
+		t.Errorf("%d hog requests got something other than 200 or the proxy's 503, e.g. %q", len(wrong), wrong[0])
+	}
+	if got := peak.Load(); got != upstreamSlots {
+		t.Errorf("upstream peak concurrency %d, want exactly %d (the limit, reached by the hog)", got, upstreamSlots)
+	}
+	if got := over.Load(); got != 0 {
+		t.Errorf("upstream answered 503 (over its %d slots) %d times, want 0", upstreamSlots, got)
+	}
+	m1 := p.atkSelfMetrics(t, good)
+	shareExpectDelta(t, m0, m1, map[string]float64{
+		"upstream_5xx":     0,
+		"upstream_busy":    float64(busy.Load()),
+		"upstream_error":   0,
+		"upstream_timeout": 0,
+		// The hog's and the good client's 200s, and the second metrics read.
+		"ok": float64(ok.Load()) + float64(len(scrapes)) + 1,
+	})
+	t.Logf("hog: %d answered 200, %d upstream busy, %d errors", ok.Load(), busy.Load(), errs.Load())
+}
+
+// When no upstream slot frees in time the proxy answers itself, 503 with
+// Retry-After: 1 and "upstream busy", counted as upstream_busy, without
+// asking the upstream: with 1 slot and a queue of 2, of three requests (from
+// three sources) behind one the upstream holds, exactly one is refused at
+// once (queue full); and
+// a request whose scrape timeout passes while it waits for the held slot is
+// refused the same way, not answered 504.
+func TestShareUpstreamBusy(t *testing.T) {
+	// ?hold=K waits for release[K]; the map is not written after this.
+	release := map[string]chan struct{}{"1": make(chan struct{}), "2": make(chan struct{})}
+	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if k := r.URL.Query().Get("hold"); k != "" {
+			select {
+			case <-release[k]:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "atk_up 1\n")
+	})
+	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--upstream.max-concurrent=1", "--upstream.max-queue=2"}})
+	meter := p.atkClient(doorGoodSrc)
+	m0 := p.atkSelfMetrics(t, meter)
+	auth := map[string]string{"Authorization": atkBasic(atkUser, atkPassword)}
+	held := func(n int) {
+		t.Helper()
+		atkEventually(t, fmt.Sprintf("%d held requests upstream", n), func() bool {
+			k := 0
+			for _, u := range up.URIs() {
+				if strings.Contains(u, "hold=") {
+					k++
+				}
+			}
+			return k == n
+		})
+	}
+
+	// One request holds the only slot.
+	first := make(chan atkResult, 1)
+	go func() { r, _ := atkTry(p.atkClient(""), "GET", p.URL+"/metrics?hold=1", auth); first <- r }()
+	held(1)
+	// Three more, from three sources (so no client's own share of the
+	// queue is what refuses them): two wait in the queue, one is refused at
+	// once.
+	answers := make(chan atkResult, 3)
+	for _, src := range []string{"127.0.0.1", "127.0.0.3", "127.0.0.4"} {
+		go func() {
+			r, err := atkTry(p.atkClient(src), "GET", p.URL+"/metrics", auth)
+			if err != nil {
+				r = atkResult{Body: err.Error()}
+			}
+			answers <- r
+		}()
+	}
+	select {
+	case r := <-answers:
+		shareCheckBusy(t, "request with the queue full", r)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request refused with 1 slot held and a queue of 2")
+	}
+	close(release["1"])
+	if r := <-first; r.Status != 200 {
+		t.Errorf("request that held the slot: %d %q", r.Status, r.Body)
+	}
+	for range 2 {
+		r := <-answers
+		if r.Status != 200 || r.Body != "atk_up 1\n" {
+			t.Errorf("queued request: %d %q, want 200", r.Status, r.Body)
+		}
+	}
+	if n := len(up.Requests()); n != 3 {
+		t.Errorf("upstream got %d requests, want 3 (the refused one never reaches it)", n)
+	}
+
+	// The slot held again; a request with a 0.5 s scrape timeout waits for
+	// it in vain.
+	up2done := make(chan atkResult, 1)
+	go func() { r, _ := atkTry(p.atkClient(""), "GET", p.URL+"/metrics?hold=2", auth); up2done <- r }()
+	held(2)
+	r := atkDo(t, p.atkClient(""), "GET", p.URL+"/metrics", map[string]string{
+		"Authorization": atkBasic(atkUser, atkPassword), "X-Prometheus-Scrape-Timeout-Seconds": "0.5"})
+	shareCheckBusy(t, "request whose deadline passed waiting for a slot", r)
+	close(release["2"])
+	if r := <-up2done; r.Status != 200 {
+		t.Errorf("second request that held the slot: %d %q", r.Status, r.Body)
+	}
+
+	m1 := p.atkSelfMetrics(t, meter)
+	shareExpectDelta(t, m0, m1, map[string]float64{"upstream_busy": 2, "upstream_timeout": 0, "upstream_error": 0})
+}
+
+// An upstream 5xx is relayed (status and body) but is not a success: it is
+// counted as upstream_5xx, and ok does not grow for it.
+func TestShareUpstream5xxIsNotOK(t *testing.T) {
+	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "atk_fail 1\n")
+	})
+	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
+	c := p.atkClient(doorGoodSrc)
+	m0 := p.atkSelfMetrics(t, c)
+	r := p.atkAuthGet(t, p.atkClient(""), "/metrics")
+	if r.Status != 500 || r.Body != "atk_fail 1\n" {
+		t.Errorf("upstream 500: client got %d %q, want it relayed", r.Status, r.Body)
+	}
+	shareCheckSafetyHeaders(t, "relayed 500", r.Header)
+	m1 := p.atkSelfMetrics(t, c)
+	// ok grows by one: the second /proxy/metrics read, not the 500.
+	shareExpectDelta(t, m0, m1, map[string]float64{"upstream_5xx": 1, "ok": 1, "upstream_error": 0})
+}
+
+// A client that gives up while the proxy waits for the upstream is counted
+// as client_canceled, not as an upstream failure: once over HTTP/1.1 (the
+// connection closed) and once over HTTP/2 (the stream reset).
+func TestShareClientResetIsItsOwnOutcome(t *testing.T) {
+	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(15 * time.Second):
+		}
+	})
+	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--upstream.timeout=10s"}})
+	meter := p.atkClient(doorGoodSrc)
+	m0 := p.atkSelfMetrics(t, meter)
+	for i, c := range []*http.Client{p.atkClient(""), p.atkH2Client("")} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/metrics", nil)
+		req.SetBasicAuth(atkUser, atkPassword)
+		done := make(chan error, 1)
+		go func() {
+			resp, err := c.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		atkEventually(t, "the request reached the upstream", func() bool { return len(up.Requests()) == i+1 })
+		cancel()
+		if err := <-done; err == nil {
+			t.Errorf("request %d: got an answer after canceling", i)
+		}
+		p.doorWaitMetric(t, meter, shareOutcome("client_canceled"), atkMetric(m0, shareOutcome("client_canceled"))+float64(i+1))
+	}
+	m1 := p.atkSelfMetrics(t, meter)
+	shareExpectDelta(t, m0, m1, map[string]float64{"client_canceled": 2, "upstream_error": 0, "upstream_timeout": 0})
+}
+
+// 1xx answers of the upstream never reach the client: an upstream 103 Early
+// Hints carrying Set-Cookie and Location before its 200 shows the client
+// (HTTP/1.1 and HTTP/2) no 1xx, and the final answer has neither header and
+// carries X-Content-Type-Options: nosniff and Cache-Control: no-store.
+func TestShareNo1xxRelayed(t *testing.T) {
+	addr := atkStartRawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nSet-Cookie: runner=secret\r\nLocation: http://"+c.LocalAddr().String()+"/debug/pprof/\r\n"+
+				"Link: </debug/pprof/>; rel=preload\r\n\r\n"+
+				"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\natk_up 1\n")
+		}
+	})
+	p := atkStartProxy(t, atkProxyOptions{Upstream: "http://" + addr})
+	for _, h2 := range []bool{false, true} {
+		c := p.atkClient("")
+		if h2 {
+			c = p.atkH2Client("")
+		}
+		var infos []string
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				infos = append(infos, fmt.Sprintf("%d %v", code, h))
+				return nil
+			},
+		})
+		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/metrics", nil)
+		req.SetBasicAuth(atkUser, atkPassword)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("h2=%v: %v", h2, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if len(infos) != 0 {
+			t.Errorf("h2=%v: client got 1xx answers %q", h2, infos)
+		}
+		if resp.StatusCode != 200 || string(b) != "atk_up 1\n" || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+			t.Errorf("h2=%v: HTTP/%d %d %q", h2, resp.ProtoMajor, resp.StatusCode, b)
+		}
+		for _, h := range []string{"Set-Cookie", "Location", "Link"} {
+			if v := resp.Header.Values(h); len(v) != 0 {
+				t.Errorf("h2=%v: final answer has %s %q", h2, h, v)
+			}
+		}
+		shareCheckSafetyHeaders(t, fmt.Sprintf("h2=%v final answer", h2), resp.Header)
+	}
+}
+
+// Headers the client names in its Connection header are hop-by-hop for that
+// request: with "Connection: User-Agent, X-Prometheus-Scrape-Timeout-Seconds"
+// neither of them is sent upstream, while Accept (not named) still is.
+func TestShareConnectionNamedHeadersDropped(t *testing.T) {
+	up := atkStartUpstream(t, nil)
+	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
+	r := atkDo(t, p.atkClient(""), "GET", p.URL+"/metrics", map[string]string{
+		"Authorization":                       atkBasic(atkUser, atkPassword),
+		"Connection":                          "User-Agent, X-Prometheus-Scrape-Timeout-Seconds",
+		"User-Agent":                          "x",
+		"X-Prometheus-Scrape-Timeout-Seconds": "5",
+		"Accept":                              "text/plain",
+	})
+	if r.Status != 200 || r.Body != "atk_up 1\n" {
+		t.Fatalf("scrape: %d %q", r.Status, r.Body)
+	}
+	reqs := up.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("upstream got %d requests, want 1", len(reqs))
+	}
+	h := reqs[0].Header
+	if got := h.Values("User-Agent"); len(got) == 1 && got[0] == "x" || len(got) > 1 {
+		t.Errorf("upstream User-Agent %q: the client's, named in Connection, was forwarded", got)
+	}
+	if got := h.Values("X-Prometheus-Scrape-Timeout-Seconds"); len(got) != 0 {
+		t.Errorf("upstream X-Prometheus-Scrape-Timeout-Seconds %q, named in Connection, was forwarded", got)
+	}
+	if got := h.Values("Accept"); len(got) != 1 || got[0] != "text/plain" {
+		t.Errorf("upstream Accept %q, want text/plain (not named in Connection)", got)
+	}
+}
+
+// shareLoudLines returns the lines of s logged at warn or error level.
+func shareLoudLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "level=warn") || strings.Contains(l, "level=error") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// A failing upstream cannot make the proxy log a line per request: warn and
+// error lines are rate-limited to a burst of 10, then 1 per second, plus a
+// line summing up what was suppressed. 50 requests whose scrape timeout
+// (1e-9 s) has passed before the upstream is asked are 50 × 504 but log at
+// most 11 warn/error lines (one more per whole second they took, should
+// they take longer), and a later line reports how many were suppressed.
+func TestShareLogLinesRateLimited(t *testing.T) {
+	const n = 50
+	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(15 * time.Second):
+		}
+	})
+	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--web.handshake-rate-per-source=1000"}})
+	c := p.atkClient("")
+	if r := p.atkAuthGet(t, c, "/proxy/metrics"); r.Status != 200 {
+		t.Fatalf("/proxy/metrics: %d", r.Status)
+	}
+	before := len(p.Logs())
+	start := time.Now()
+	hdr := map[string]string{"Authorization": atkBasic(atkUser, atkPassword), "X-Prometheus-Scrape-Timeout-Seconds": "1e-9"}
+	for i := range n {
+		r := atkDo(t, c, "GET", p.URL+"/metrics", hdr)
+		if r.Status != 504 || r.Body != "upstream timed out\n" {
+			t.Errorf("request %d: %d %q, want 504 \"upstream timed out\\n\"", i, r.Status, r.Body)
+		}
+	}
+	took := time.Since(start)
+	loud := shareLoudLines(p.Logs()[before:])
+	allowed := 10 + 1 + int(took/time.Second)
+	if len(loud) > allowed {
+		t.Errorf("%d warn/error lines for %d failed requests in %v, want at most %d:\n%s", len(loud), n, took, allowed, strings.Join(loud, "\n"))
+	}
+	m := p.atkSelfMetrics(t, c)
+	if got := atkMetric(m, shareOutcome("upstream_timeout")); got != n {
+		t.Errorf("upstream_timeout = %v, want %d", got, n)
+	}
+	// The dropped lines are summed up in one line, soon after (the proxy
+	// writes it some seconds later): what was logged and what was
+	// suppressed add up to the 50 failures.
+	rx := regexp.MustCompile(`\bsuppressed=(\d+)`)
+	var sum []string
+	for range 200 {
+		if sum = rx.FindStringSubmatch(p.Logs()[before:]); sum != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if sum == nil {
+		t.Fatalf("no line summing up the suppressed lines 20 s after the failures")
+	}
+	logged := strings.Count(p.Logs()[before:], `msg="upstream request failed"`)
+	if suppressed, _ := strconv.Atoi(sum[1]); logged+suppressed != n {
+		t.Errorf("%d failures logged and %q suppressed, want them to add up to %d", logged, sum[0], n)
+	}
+	t.Logf("%d warn/error lines for %d requests in %v; %s", len(loud), n, took, sum[0])
+}

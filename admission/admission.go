@@ -265,6 +265,11 @@ func (g *Gate) admit(c net.Conn) *Conn {
 		g.mu.Unlock()
 		g.metrics.rejected.WithLabelValues(reason).Inc()
 		level.Warn(g.logger).Log("msg", "connection rejected", "reason", reason, "client", c.RemoteAddr())
+		if tc, ok := c.(*net.TCPConn); ok {
+			// A reset, not an orderly close: the kernel keeps no state for a
+			// connection a flood opened, and the client learns at once.
+			_ = tc.SetLinger(0)
+		}
 		c.Close()
 		return nil
 	}

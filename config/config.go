@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"regexp"
 	"sort"
@@ -46,25 +45,6 @@ type Config struct {
 	// Unknown lists keys in the file this runner does not use (such as the
 	// docker executor's sections), so the caller can warn about them.
 	Unknown []string `toml:"-"`
-}
-
-// Runner is one [[runners]] entry.
-type Runner struct {
-	Name      string `toml:"name"`
-	URL       string `toml:"url"`
-	Token     string `toml:"token"`
-	Executor  string `toml:"executor"`
-	BuildsDir string `toml:"builds_dir"`
-	Limit     int    `toml:"limit"`
-	Shell     string `toml:"shell"`
-}
-
-// SafeURL is the runner's URL with any password in it hidden, for output.
-func (r Runner) SafeURL() string { return safeURL(r.URL) }
-
-// String names the runner without its token, for logs and errors.
-func (r Runner) String() string {
-	return fmt.Sprintf("runner %q (%s)", r.Name, safeURL(r.URL))
 }
 
 // Load reads the file at path, fills in defaults and validates it. Errors name
@@ -143,16 +123,6 @@ func hideValues(msg string) string {
 // quotedRE matches a double-quoted fragment of a parser message.
 var quotedRE = regexp.MustCompile(`"[^"]*"`)
 
-// safeURL is u for messages: its password, if any, replaced by "xxxxx", and
-// nothing at all when it does not parse.
-func safeURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(not a URL)"
-	}
-	return p.Redacted()
-}
-
 func (c *Config) validate() error {
 	var errs []error
 	if c.Concurrent < 0 {
@@ -161,33 +131,8 @@ func (c *Config) validate() error {
 	if c.CheckInterval < 0 {
 		errs = append(errs, fmt.Errorf("check_interval = %d: must be 1 or more seconds", c.CheckInterval))
 	}
-	names := make(map[string]bool, len(c.Runners))
-	for i, r := range c.Runners {
-		where := fmt.Sprintf("[[runners]] #%d", i+1)
-		if r.Name != "" {
-			where = fmt.Sprintf("runner %q", r.Name)
-		}
-		if r.Name == "" {
-			errs = append(errs, fmt.Errorf("%s: name is missing; give every runner a unique name", where))
-		} else if names[r.Name] {
-			errs = append(errs, fmt.Errorf("%s: the name is used twice; give every runner a unique name", where))
-		}
-		names[r.Name] = true
-		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("%s: url %q is not an http(s) URL of the coordinator, e.g. https://alloy.example.com/", where, safeURL(r.URL)))
-		}
-		if r.Token == "" {
-			errs = append(errs, fmt.Errorf("%s: token is missing; get one with alloy-runner register", where))
-		}
-		if r.Executor != "shell" {
-			errs = append(errs, fmt.Errorf("%s: executor %q is not supported: this runner has only the shell executor (executor = \"shell\")", where, r.Executor))
-		}
-		if r.Shell != "bash" {
-			errs = append(errs, fmt.Errorf("%s: shell %q is not supported: use shell = \"bash\"", where, r.Shell))
-		}
-		if r.Limit < 0 {
-			errs = append(errs, fmt.Errorf("%s: limit = %d: must be 0 (no limit) or more", where, r.Limit))
-		}
+	if err := ValidateRunners(c.Runners); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

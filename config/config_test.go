@@ -77,6 +77,8 @@ func TestErrors(t *testing.T) {
 		{"[[runners]]\nname='a'\nurl='https://x.example/'\ntoken='t'\nexecutor='docker'", `runner "a": executor "docker" is not supported`},
 		{"[[runners]]\nname='a'\nurl='https://x.example/'\ntoken='t'\nlimit=-2", `runner "a": limit = -2`},
 		{"[[runners]]\nname='a'\nurl='https://x.example/'\ntoken='t'\n[[runners]]\nname='a'\nurl='https://x.example/'\ntoken='t'", `runner "a": the name is used twice`},
+		{"[[runners]]\nname='a'\nurl='https://x.example/'\ntoken='t'\nshell='sh'", `runner "a": shell "sh" is not supported: set shell = "bash"`},
+		{"[[runners]]\nname='a'\nurl='https://x.example/'\ntoken='t'\n[[runners]]\nname='b'\nurl='https://x.example/'\ntoken='t'", `runner "b": same url and token as runner "a"`},
 	}
 	for _, tt := range tests {
 		_, err := Parse("c.toml", []byte(tt.in))
@@ -175,5 +177,26 @@ func TestErrorsNeverQuoteSecretValues(t *testing.T) {
 	r := Runner{Name: "a", URL: "https://u:SECRETPASS@alloy.example.com/"}
 	if strings.Contains(r.String(), "SECRETPASS") || strings.Contains(r.SafeURL(), "SECRETPASS") {
 		t.Errorf("String %q, SafeURL %q", r.String(), r.SafeURL())
+	}
+}
+
+func TestValidateRunners(t *testing.T) {
+	good := Runner{Name: "ok", URL: "https://alloy.example.com/", Token: "t", Executor: "shell", Shell: "bash"}
+	if err := ValidateRunners([]Runner{good}); err != nil {
+		t.Fatalf("valid runner: %v", err)
+	}
+	bad := good
+	bad.Name, bad.Executor, bad.Token = "dock", "docker", "t2"
+	err := ValidateRunners([]Runner{good, bad, good})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`runner "dock": executor "docker" is not supported`, `runner "ok": same url and token as runner "ok"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "t2") {
+		t.Errorf("error shows a token: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/alloyci/hardened-runner/builds"
+	"github.com/alloyci/hardened-runner/config"
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
 	"github.com/alloyci/hardened-runner/internal/logtest"
@@ -55,8 +56,8 @@ func newHarness(t *testing.T, tokens ...string) *harness {
 }
 
 // runner is a runner entry for the double with token.
-func (h *harness) runner(name, token string) jobs.Runner {
-	return jobs.Runner{Name: name, URL: h.d.URL, Token: token, Executor: "shell", Shell: "bash", BuildsDir: h.t.TempDir()}
+func (h *harness) runner(name, token string) config.Runner {
+	return config.Runner{Name: name, URL: h.d.URL, Token: token, Executor: "shell", Shell: "bash", BuildsDir: h.t.TempDir()}
 }
 
 // enqueue queues j and remembers its secrets, which the log must not show.
@@ -71,7 +72,7 @@ func (h *harness) enqueue(token string, j coordinator.Job) int64 {
 	return id
 }
 
-func (h *harness) start(concurrent int, runners ...jobs.Runner) {
+func (h *harness) start(concurrent int, runners ...config.Runner) {
 	h.t.Helper()
 	client := coordinator.New(coordinator.Options{
 		// No waiting between retries: the tests count attempts, not time.

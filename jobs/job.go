@@ -14,6 +14,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/alloyci/hardened-runner/builds"
+	"github.com/alloyci/hardened-runner/config"
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/shell"
 )
@@ -29,7 +30,7 @@ var (
 // jobRun is one job from request to report.
 type jobRun struct {
 	l        *Loop
-	runner   Runner
+	runner   config.Runner
 	runnerID string
 	job      *coordinator.Job
 	logger   log.Logger
@@ -55,7 +56,7 @@ type result struct {
 	retry  coordinator.Retry
 }
 
-func newJobRun(l *Loop, r Runner, runnerID string, job *coordinator.Job) *jobRun {
+func newJobRun(l *Loop, r config.Runner, runnerID string, job *coordinator.Job) *jobRun {
 	j := &jobRun{
 		l: l, runner: r, runnerID: runnerID, job: job,
 		logger: log.With(l.logger, "runner", r.Name, "job", job.ID, "project", job.JobInfo.ProjectID),

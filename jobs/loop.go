@@ -6,6 +6,8 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/alloyci/hardened-runner/builds"
+	"github.com/alloyci/hardened-runner/config"
 	"github.com/alloyci/hardened-runner/coordinator"
 )
 
@@ -90,7 +93,7 @@ type Loop struct {
 
 // runnerState is a runner entry and its bookkeeping, guarded by Loop.mu.
 type runnerState struct {
-	Runner
+	config.Runner
 	id         string
 	lastUpdate string
 	running    int
@@ -102,15 +105,15 @@ type runnerState struct {
 // errAborted is the cause of the jobs Abort stops.
 var errAborted = errors.New("the runner is shutting down")
 
-// New returns a Loop for runners, which must pass Validate.
-func New(opts Options, runners []Runner) (*Loop, error) {
+// New returns a Loop for runners, which must pass config.ValidateRunners.
+func New(opts Options, runners []config.Runner) (*Loop, error) {
 	if opts.Client == nil {
 		return nil, errors.New("jobs: Options.Client is required")
 	}
 	if opts.Concurrent < 0 {
 		return nil, fmt.Errorf("concurrent = %d: must be 1 or more", opts.Concurrent)
 	}
-	if err := Validate(runners); err != nil {
+	if err := config.ValidateRunners(runners); err != nil {
 		return nil, err
 	}
 	l := &Loop{
@@ -186,20 +189,20 @@ func DefaultEnv(environ []string) []string {
 
 // states builds the runner states for runners, keeping the bookkeeping of
 // those in old with the same url and token.
-func (l *Loop) states(runners []Runner, old []*runnerState) []*runnerState {
+func (l *Loop) states(runners []config.Runner, old []*runnerState) []*runnerState {
 	byKey := make(map[string]*runnerState, len(old))
 	for _, rs := range old {
-		byKey[rs.key()] = rs
+		byKey[rs.Registration()] = rs
 	}
 	out := make([]*runnerState, 0, len(runners))
 	for _, r := range runners {
-		if rs := byKey[r.key()]; rs != nil {
+		if rs := byKey[r.Registration()]; rs != nil {
 			rs.Runner = r // a new name, limit or builds_dir applies from now on
-			delete(byKey, r.key())
+			delete(byKey, r.Registration())
 			out = append(out, rs)
 			continue
 		}
-		out = append(out, &runnerState{Runner: r, id: r.shortID()})
+		out = append(out, &runnerState{Runner: r, id: shortID(r)})
 	}
 	for _, rs := range byKey {
 		rs.removed = true
@@ -207,26 +210,33 @@ func (l *Loop) states(runners []Runner, old []*runnerState) []*runnerState {
 	return out
 }
 
+// shortID names the runner's builds directory. It is derived from the token
+// without revealing it, unlike GitLab's token prefix.
+func shortID(r config.Runner) string {
+	sum := sha256.Sum256([]byte(r.Registration()))
+	return hex.EncodeToString(sum[:4])
+}
+
 // SetRunners replaces the runner entries, as on a reload (SIGHUP): new ones
 // are polled from the next round, removed ones no longer (their running jobs
 // finish), and changed ones keep their place. When runners do not pass
-// Validate, nothing changes and the error says why.
-func (l *Loop) SetRunners(runners []Runner) error {
-	if err := Validate(runners); err != nil {
+// config.ValidateRunners, nothing changes and the error says why.
+func (l *Loop) SetRunners(runners []config.Runner) error {
+	if err := config.ValidateRunners(runners); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	before := make(map[string]bool, len(l.runners))
 	for _, rs := range l.runners {
-		before[rs.key()] = true
+		before[rs.Registration()] = true
 	}
 	l.runners = l.states(runners, l.runners)
 	var added []string
 	for _, rs := range l.runners {
-		if !before[rs.key()] {
+		if !before[rs.Registration()] {
 			added = append(added, rs.Name)
 		}
-		delete(before, rs.key())
+		delete(before, rs.Registration())
 	}
 	l.mu.Unlock()
 	level.Info(l.logger).Log("msg", "runners reloaded", "runners", len(runners), "added", strings.Join(added, ","), "removed", len(before))
@@ -389,7 +399,7 @@ func (l *Loop) noteLocked(rs *runnerState, err error) {
 }
 
 // runJob runs job in the slot its request took.
-func (l *Loop) runJob(rs *runnerState, r Runner, job *coordinator.Job) {
+func (l *Loop) runJob(rs *runnerState, r config.Runner, job *coordinator.Job) {
 	defer l.jobs.Done()
 	defer func() {
 		l.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/alloyci/hardened-runner/builds"
+	"github.com/alloyci/hardened-runner/config"
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/internal/proctest"
 	"github.com/alloyci/hardened-runner/jobs"
@@ -372,18 +373,18 @@ func TestSetRunnersAddsAndRemoves(t *testing.T) {
 	h.start(1, a)
 
 	idB := h.enqueue("runner-token-b", job(r, sha, []string{"echo from-b"}, nil))
-	if err := h.loop.SetRunners([]jobs.Runner{a, {Name: "bad", URL: h.d.URL, Token: "t", Executor: "docker"}}); err == nil ||
+	if err := h.loop.SetRunners([]config.Runner{a, {Name: "bad", URL: h.d.URL, Token: "t", Executor: "docker"}}); err == nil ||
 		!strings.Contains(err.Error(), `runner "bad": executor "docker" is not supported`) {
 		t.Fatalf("SetRunners with a docker runner: err = %v", err)
 	}
-	if err := h.loop.SetRunners([]jobs.Runner{a, b}); err != nil {
+	if err := h.loop.SetRunners([]config.Runner{a, b}); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.d.AwaitFinal(idB); got.State != "success" {
 		t.Fatalf("job of the added runner: %s", got.State)
 	}
 
-	if err := h.loop.SetRunners([]jobs.Runner{b}); err != nil {
+	if err := h.loop.SetRunners([]config.Runner{b}); err != nil {
 		t.Fatal(err)
 	}
 	// Rounds started before the reload may still ask for runner a; let them end.
@@ -415,26 +416,11 @@ func TestUnknownRunnerTokenIsLoggedOnce(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
-	good := jobs.Runner{Name: "ok", URL: "https://alloy.example.com/", Token: "t", Executor: "shell", Shell: "bash"}
-	if err := jobs.Validate([]jobs.Runner{good}); err != nil {
-		t.Fatalf("valid runner: %v", err)
-	}
-	bad := good
-	bad.Name, bad.Executor, bad.Token = "dock", "docker", "t2"
-	err := jobs.Validate([]jobs.Runner{good, bad, good})
-	if err == nil {
-		t.Fatal("no error")
-	}
-	for _, want := range []string{`runner "dock": executor "docker" is not supported`, `runner "ok": same url and token as runner "ok"`} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q lacks %q", err, want)
-		}
-	}
-	if strings.Contains(err.Error(), "t2") {
-		t.Errorf("error shows a token: %v", err)
-	}
-	if _, err := jobs.New(jobs.Options{Client: coordinator.New(coordinator.Options{})}, []jobs.Runner{bad}); err == nil {
+// The loop checks what it is handed with config.ValidateRunners (whose
+// messages config's tests cover), so a docker entry never runs as shell.
+func TestNewRefusesInvalidRunner(t *testing.T) {
+	bad := config.Runner{Name: "dock", URL: "https://alloy.example.com/", Token: "t2", Executor: "docker", Shell: "bash"}
+	if _, err := jobs.New(jobs.Options{Client: coordinator.New(coordinator.Options{})}, []config.Runner{bad}); err == nil {
 		t.Error("New accepted a docker runner")
 	}
 }

@@ -28,7 +28,7 @@ func register(stdout, stderr io.Writer, file string, f registerFlags) int {
 	r := config.Runner{Name: f.description, URL: f.url, Executor: config.DefaultExecutor,
 		Shell: config.DefaultShell, BuildsDir: f.buildsDir, Limit: f.limit, Token: "pending"}
 	// Check the entry before the coordinator creates a runner we could not keep.
-	if _, err := config.Parse(file, []byte(fmt.Sprintf("[[runners]]\nname=%q\nurl=%q\ntoken=\"x\"\nlimit=%d\n", r.Name, r.URL, r.Limit))); err != nil {
+	if err := config.ValidateRunners([]config.Runner{r}); err != nil {
 		fmt.Fprintf(stderr, "alloy-runner register: %v\n", err)
 		return 1
 	}

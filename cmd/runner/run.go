@@ -29,14 +29,6 @@ func metricsAddress(c *config.Config, override *string) string {
 	return c.MetricsServer
 }
 
-func jobRunners(c *config.Config) []jobs.Runner {
-	rs := make([]jobs.Runner, len(c.Runners))
-	for i, r := range c.Runners {
-		rs[i] = jobs.Runner(r)
-	}
-	return rs
-}
-
 func runRunner(logger log.Logger, configFile string, override *string) int {
 	cfg, err := config.Load(configFile)
 	if err != nil {
@@ -70,7 +62,7 @@ func runRunner(logger log.Logger, configFile string, override *string) int {
 		Logger:        log.With(logger, "component", "jobs"),
 		Concurrent:    cfg.Concurrent,
 		CheckInterval: time.Duration(cfg.CheckInterval) * time.Second,
-	}, jobRunners(cfg))
+	}, cfg.Runners)
 	if err != nil {
 		level.Error(logger).Log("msg", "cannot start", "err", err)
 		return 1
@@ -131,7 +123,7 @@ func reload(ctx context.Context, logger log.Logger, configFile string, override 
 	if err := srv.Serve(ctx, metricsAddress(cfg, override)); err != nil {
 		level.Error(logger).Log("msg", "reload refused the new metrics_server: the metrics server keeps its address", "err", err)
 	}
-	if err := loop.SetRunners(jobRunners(cfg)); err != nil {
+	if err := loop.SetRunners(cfg.Runners); err != nil {
 		level.Error(logger).Log("msg", "reload refused the new runners: keeping the running ones", "err", err)
 		return
 	}

@@ -2,6 +2,10 @@
 // can only be reached from this host: loopback TCP, or a unix socket guarded by
 // file permissions. The server it serves has no authentication, so anything
 // else is refused before a socket is opened.
+//
+// It is also the project's one place that decides what is loopback: an
+// address string (IsLoopback), a listening address (IsLoopbackAddr) and an
+// HTTP Host (IsLoopbackHost). metrics-proxy's door rule asks it too.
 package listener
 
 import (
@@ -225,6 +229,19 @@ func IsLoopback(ctx context.Context, s, defaultPort string, r Resolver) (bool, e
 		}
 	}
 	return true, nil
+}
+
+// IsLoopbackAddr reports whether a listening address can be reached only
+// from this host: a loopback IP, or a unix socket.
+func IsLoopbackAddr(a net.Addr) bool {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, ok := netip.AddrFromSlice(a.IP)
+		return ok && ip.Unmap().IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
 }
 
 // IsLoopbackHost reports whether host (as in an HTTP Host header, without the

@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -195,4 +196,25 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestIsLoopbackAddr(t *testing.T) {
+	for _, tc := range []struct {
+		a    net.Addr
+		want bool
+	}{
+		{&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 9253}, true},
+		{&net.TCPAddr{IP: net.ParseIP("127.3.2.1"), Port: 9253}, true},
+		{&net.TCPAddr{IP: net.ParseIP("::1"), Port: 9253}, true},
+		{&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1"), Port: 9253}, true},
+		{&net.UnixAddr{Name: "/run/metrics-proxy.sock", Net: "unix"}, true},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 9253}, false},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 9253}, false},
+		{&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 9253}, false},
+		{&net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: 9253}, false},
+	} {
+		if got := IsLoopbackAddr(tc.a); got != tc.want {
+			t.Errorf("IsLoopbackAddr(%v) = %v, want %v", tc.a, got, tc.want)
+		}
+	}
 }

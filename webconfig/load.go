@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alloyci/hardened-runner/access"
 	"github.com/alloyci/hardened-runner/auth"
 	config_util "github.com/prometheus/common/config"
 	"github.com/prometheus/exporter-toolkit/web"
@@ -54,7 +55,7 @@ type Config struct {
 	// when the file configures no TLS (plain HTTP).
 	TLS *tls.Config
 	// Users verifies basic-auth credentials; it is built even when no users
-	// are configured, see HasUsers.
+	// are configured, see Access.
 	Users *auth.Users
 	// NotAfter is the expiry of the served certificate; zero without TLS.
 	NotAfter time.Time
@@ -79,16 +80,19 @@ type Config struct {
 // listen on a non-loopback address without it.
 func (c *Config) TLSEnabled() bool { return c != nil && c.TLS != nil }
 
-// HasUsers reports whether basic_auth_users is configured, i.e. whether
-// requests must carry a valid password.
-func (c *Config) HasUsers() bool { return c != nil && c.Web != nil && len(c.Web.Users) > 0 }
-
-// VerifiesClientCerts reports whether every connection must present a client
-// certificate signed by the configured client CA (client_auth_type
-// RequireAndVerifyClientCert). Only then do client certificates count as
-// authentication: the weaker modes accept any or no certificate.
-func (c *Config) VerifiesClientCerts() bool {
-	return c.TLSEnabled() && c.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+// Access is what authenticates requests under this config: basic-auth users
+// when basic_auth_users is set, client certificates only when every
+// connection must present one signed by the configured client CA
+// (client_auth_type RequireAndVerifyClientCert; the weaker modes accept any
+// or no certificate).
+func (c *Config) Access() access.Policy {
+	if c == nil {
+		return access.Policy{}
+	}
+	return access.Policy{
+		Users:       c.Web != nil && len(c.Web.Users) > 0,
+		ClientCerts: c.TLSEnabled() && c.TLS.ClientAuth == tls.RequireAndVerifyClientCert,
+	}
 }
 
 // Load reads the web config at path and every file it names, validates them

@@ -240,9 +240,9 @@ func TestLoadGoodFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.TLSEnabled() != w.tls || cfg.HasUsers() != w.users || cfg.VerifiesClientCerts() != w.verifies {
-				t.Errorf("TLSEnabled=%v HasUsers=%v VerifiesClientCerts=%v, want %v %v %v",
-					cfg.TLSEnabled(), cfg.HasUsers(), cfg.VerifiesClientCerts(), w.tls, w.users, w.verifies)
+			if cfg.TLSEnabled() != w.tls || cfg.Access().Users != w.users || cfg.Access().ClientCerts != w.verifies {
+				t.Errorf("TLSEnabled=%v Access().Users=%v Access().ClientCerts=%v, want %v %v %v",
+					cfg.TLSEnabled(), cfg.Access().Users, cfg.Access().ClientCerts, w.tls, w.users, w.verifies)
 			}
 			if len(cfg.Warnings) != len(w.warnings) {
 				t.Fatalf("warnings %q, want %q", cfg.Warnings, w.warnings)

@@ -174,11 +174,8 @@ func (s *Store) compatible(next *Config) error {
 	// Losing an authentication factor is what a half-written file that
 	// still parses looks like; even on loopback (open to every local user
 	// and CI job) it must be a deliberate restart, never a reload.
-	if cur.HasUsers() && !next.HasUsers() {
-		return errors.New(s.path + ": removing basic_auth_users needs a restart of metrics-proxy; the running config requires a password")
-	}
-	if cur.VerifiesClientCerts() && !next.VerifiesClientCerts() {
-		return errors.New(s.path + ": removing client certificate verification (client_auth_type: RequireAndVerifyClientCert) needs a restart of metrics-proxy; the running config requires it")
+	if gone := cur.Access().Removed(next.Access()); len(gone) > 0 {
+		return fmt.Errorf("%s: removing %s needs a restart of metrics-proxy; the running config requires %s", s.path, gone[0].Setting, gone[0].Requires)
 	}
 	if cur.TLSEnabled() && cur.Web.HTTPConfig.HTTP2 != next.Web.HTTPConfig.HTTP2 {
 		return errors.New(s.path + ": changing http_server_config.http2 needs a restart of metrics-proxy")

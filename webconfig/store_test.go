@@ -173,7 +173,7 @@ func TestReloadBadToGoodApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur := e.store.Current()
-	if !cur.HasUsers() {
+	if !cur.Access().Users {
 		t.Fatal("new config not applied")
 	}
 	if got := <-e.changed; got != cur {
@@ -236,7 +236,7 @@ func TestReloadNeverDropsAuthentication(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Reload = %v, want %s", err, want)
 	}
-	if !e.store.Current().HasUsers() {
+	if !e.store.Current().Access().Users {
 		t.Fatal("authentication removed by a reload")
 	}
 	e.wantReloads(t, 0, 1, 0)
@@ -305,7 +305,7 @@ func TestReloadNeverDropsOneFactor(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("Reload = %v, want %s", err, want)
 	}
-	if !e.store.Current().VerifiesClientCerts() {
+	if !e.store.Current().Access().ClientCerts {
 		t.Fatal("client certificate verification removed by a reload")
 	}
 }

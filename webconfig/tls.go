@@ -267,7 +267,7 @@ func (l *loader) keyProblem(t *web.TLSConfig, err error) {
 // settings that look secure and are not: requiring verified client
 // certificates with no client CA verifies them against the system roots (any
 // certificate from any public CA would pass, and the proxy would count that as
-// authentication, see Config.VerifiesClientCerts), and allowed SANs without
+// authentication, see Config.Access), and allowed SANs without
 // verification match names in certificates anyone can mint. The same lack of a
 // CA with VerifyClientCertIfGiven is only a warning: that mode admits clients
 // without a certificate anyway, so it authenticates nobody with or without a

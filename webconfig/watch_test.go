@@ -60,7 +60,7 @@ func TestWatchAtomicRename(t *testing.T) {
 	e := newStoreEnv(t, "tls.good.yml", fastWatch)
 	e.watch(t)
 	copyFixture(t, e.path, "tls_users.good.yml") // write a temp file, rename over
-	if c := e.nextChange(t); !c.HasUsers() || c != e.store.Current() {
+	if c := e.nextChange(t); !c.Access().Users || c != e.store.Current() {
 		t.Fatal("renamed-in config not applied")
 	}
 }
@@ -153,7 +153,7 @@ func TestWatchTruncatedThenComplete(t *testing.T) {
 	}
 	// ...then the rest.
 	writeFile(t, e.path, full)
-	if c := e.nextChange(t); !c.HasUsers() {
+	if c := e.nextChange(t); !c.Access().Users {
 		t.Fatal("complete write not applied")
 	}
 	// How many failures the two broken versions cost depends on how the

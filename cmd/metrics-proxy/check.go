@@ -7,7 +7,7 @@ import (
 	"net"
 	"strings"
 
-	"github.com/alloyci/hardened-runner/listener"
+	"github.com/alloyci/hardened-runner/door"
 	"github.com/alloyci/hardened-runner/webconfig"
 )
 
@@ -21,20 +21,13 @@ func checkConfig(stdout, stderr io.Writer, file string, addrs []string, systemdS
 	problems := webconfig.Check(file)
 	var warnings []string
 	if len(problems) == 0 {
-		var public []string
-		for _, a := range addrs {
-			// A name counts as public unless everything it resolves to is
-			// loopback, as the server would find when it listens.
-			if ok, err := listener.IsLoopback(context.Background(), a, "9253", net.DefaultResolver); err != nil || !ok {
-				public = append(public, a)
-			}
-		}
+		public := door.PublicAddresses(context.Background(), addrs, net.DefaultResolver)
 		if systemdSocket {
 			public = nil // the sockets are systemd's; the server checks them when it starts
 		}
 		if cfg, err := webconfig.Load(file); err != nil {
 			problems = append(problems, err)
-		} else if err := publicDoorPolicy(public, file)(cfg); err != nil {
+		} else if err := door.RequireSafeDoor(public, cfg); err != nil {
 			problems = append(problems, err)
 		} else {
 			warnings = cfg.Warnings

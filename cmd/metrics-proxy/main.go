@@ -36,7 +36,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	app.Flag("upstream.url", "URL of alloy-runner's metrics server: http://host:port or unix:/path.").
 		Default(proxy.DefaultUpstream).StringVar(&s.upstream)
 	app.Flag("upstream.timeout", "Longest wait for the upstream; a scrape's X-Prometheus-Scrape-Timeout-Seconds shortens it.").
-		Default(proxy.DefaultTimeout.String()).DurationVar(&s.upstreamTimeout)
+		Default(proxy.DefaultTimeout.String()).DurationVar(&s.limits.UpstreamTimeout)
 	app.Flag("upstream.max-concurrent", "Most upstream requests at once (alloy-runner serves 8 and answers 503 beyond); the others wait their turn, fairly across clients and users.").
 		Default(fmt.Sprint(proxy.DefaultUpstreamSlots)).IntVar(&s.upstreamSlots)
 	app.Flag("upstream.max-queue", "Most requests waiting for the upstream; beyond it, or past a request's scrape timeout, the proxy answers 503 with Retry-After.").
@@ -46,19 +46,19 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	app.Flag("web.allowed-path", "Upstream path clients may read (repeatable). Exactly /metrics by default; a path ending in / allows its subtree, e.g. /debug/pprof/.").
 		Default("/metrics").StringsVar(&s.allowedPaths)
 	app.Flag("web.read-header-timeout", "Longest time a client may take to send its request headers; also, for HTTP/2 too, the longest a new connection may go without a request that passes authentication.").
-		Default("10s").DurationVar(&s.readHeaderTimeout)
+		Default("10s").DurationVar(&s.limits.ReadHeaderTimeout)
 	app.Flag("web.tls-handshake-timeout", "Longest time a client may take to finish the TLS handshake.").
-		Default("10s").DurationVar(&s.handshakeTimeout)
+		Default("10s").DurationVar(&s.limits.HandshakeTimeout)
 	app.Flag("web.idle-timeout", "How long an idle keep-alive connection stays open.").
-		Default("2m").DurationVar(&s.idleTimeout)
+		Default("2m").DurationVar(&s.limits.IdleTimeout)
 	app.Flag("web.max-header-bytes", "Largest request header block accepted (larger ones get 431).").
-		Default("8192").IntVar(&s.maxHeaderBytes)
+		Default("8192").IntVar(&s.limits.MaxHeaderBytes)
 	app.Flag("web.max-connections", "Most connections open at once, TLS handshakes included; more are closed at once. The last eighth is kept for clients that authenticated in the last hour.").
-		Default(fmt.Sprint(admission.DefaultMaxConns)).IntVar(&s.maxConnections)
+		Default(fmt.Sprint(admission.DefaultMaxConns)).IntVar(&s.limits.MaxConnections)
 	app.Flag("web.max-connections-per-source", "Most connections open at once from one client address (IPv6: one /64; a /48 may have four times as many).").
-		Default(fmt.Sprint(admission.DefaultMaxPerSource)).IntVar(&s.maxPerSource)
+		Default(fmt.Sprint(admission.DefaultMaxPerSource)).IntVar(&s.limits.MaxConnectionsPerSource)
 	app.Flag("web.handshake-rate-per-source", "New connections a second one client address may open (bursts of twice as many); more are closed before any TLS work.").
-		Default(fmt.Sprint(admission.DefaultHandshakeRate)).Float64Var(&s.handshakeRate)
+		Default(fmt.Sprint(admission.DefaultHandshakeRate)).Float64Var(&s.limits.HandshakeRatePerSource)
 	app.Flag("web.throttle-delay", "How long a client in failed-auth back-off waits for its 429, so a flood that ignores Retry-After costs little; 0 answers at once.").
 		Default(proxy.DefaultThrottleDelay.String()).DurationVar(&s.throttleDelay)
 	app.Flag("web.bcrypt-workers", "Most bcrypt comparisons at once; a request needing another is answered 429 at once. 0 means the number of CPUs.").

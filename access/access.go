@@ -1,0 +1,75 @@
+// Package access is metrics-proxy's one answer to "who may pass the door":
+// which credentials authenticate a request (basic-auth users, verified client
+// certificates, both, or none), and which changes a reload may not make.
+// The web config states it (webconfig.Config.Access); the door rule, the
+// reload check, the start-up log line and the proxy's Host guard all ask it,
+// so the rule is written once.
+package access
+
+import "strings"
+
+// Policy is what authenticates a request at the door.
+type Policy struct {
+	// Users is true when basic_auth_users is configured: every request needs
+	// a valid password.
+	Users bool
+	// ClientCerts is true when every connection must present a client
+	// certificate signed by the configured client CA (client_auth_type
+	// RequireAndVerifyClientCert). The weaker client_auth_type modes accept
+	// any or no certificate, so they authenticate nobody and do not count.
+	ClientCerts bool
+}
+
+// Authenticates reports whether anything authenticates requests. Without it
+// the door is open to whoever reaches it, which is allowed on loopback only.
+func (p Policy) Authenticates() bool { return p.Users || p.ClientCerts }
+
+// Mode names the policy for log lines: basic, client-cert,
+// basic+client-cert or none.
+func (p Policy) Mode() string {
+	switch {
+	case p.Users && p.ClientCerts:
+		return "basic+client-cert"
+	case p.Users:
+		return "basic"
+	case p.ClientCerts:
+		return "client-cert"
+	}
+	return "none"
+}
+
+// Factor is one authentication factor, named for messages.
+type Factor struct {
+	// Setting is the config setting that provides it.
+	Setting string
+	// Requires says what a running config with it requires of clients.
+	Requires string
+}
+
+// The two factors.
+var (
+	users       = Factor{Setting: "basic_auth_users", Requires: "a password"}
+	clientCerts = Factor{Setting: "client certificate verification (client_auth_type: RequireAndVerifyClientCert)", Requires: "it"}
+)
+
+// Removed lists the factors p has and next lacks. A reload must never remove
+// one: a half-written file that still parses looks exactly like a deliberate
+// removal, so removing a factor needs a restart.
+func (p Policy) Removed(next Policy) []Factor {
+	var gone []Factor
+	if p.Users && !next.Users {
+		gone = append(gone, users)
+	}
+	if p.ClientCerts && !next.ClientCerts {
+		gone = append(gone, clientCerts)
+	}
+	return gone
+}
+
+// Missing describes what p lacks to authenticate anyone, for a refusal.
+func (p Policy) Missing() string {
+	if p.Authenticates() {
+		return ""
+	}
+	return strings.Join([]string{"basic_auth_users", "client_auth_type: RequireAndVerifyClientCert with client_ca_file"}, ", or ")
+}

@@ -13,7 +13,6 @@
 package webconfig
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -23,95 +22,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/alloyci/hardened-runner/access"
-	"github.com/alloyci/hardened-runner/auth"
-	config_util "github.com/prometheus/common/config"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v2"
 	"golang.org/x/time/rate"
 )
-
-// maxFileSize bounds every read. The files are a few KiB; the bound keeps a
-// mistaken path (a log file, /dev/zero) from exhausting memory or hanging a
-// reload.
-const maxFileSize = 1 << 20
-
-// Config is one validated, immutable snapshot of the web config and of every
-// file it names, as read at one moment. Nothing in it touches the disk again,
-// so it is safe to use on every request and handshake from many goroutines.
-// Do not modify it; a reload produces a new Config.
-type Config struct {
-	// Path is the config file as given to Load.
-	Path string
-	// Web is the decoded file with exporter-toolkit's defaults applied and
-	// relative paths resolved against the config file's directory. It holds
-	// the password hashes and any inline key: never log it.
-	Web *web.Config
-	// TLS is the server TLS configuration, certificate already loaded; nil
-	// when the file configures no TLS (plain HTTP).
-	TLS *tls.Config
-	// Users verifies basic-auth credentials; it is built even when no users
-	// are configured, see Access.
-	Users *auth.Users
-	// NotAfter is the expiry of the served certificate; zero without TLS.
-	NotAfter time.Time
-	// Files lists the files this snapshot was built from: the config file,
-	// then cert_file, key_file and client_ca_file when set. A change to any
-	// of them is a reason to reload.
-	Files []string
-	// Limiter is rate_limit as a token bucket shared by all requests, or nil
-	// when the file sets none. It is the one part of a Config that changes
-	// (its tokens); a reload starts a fresh bucket.
-	Limiter *rate.Limiter
-	// Warnings are problems that do not stop the config from being served
-	// (expired certificate, cheap bcrypt cost, basic auth over plain HTTP).
-	// The Store logs them at level warn.
-	Warnings []string
-
-	// reads is what was read from disk, to tell later whether anything changed.
-	reads []fileRead
-}
-
-// TLSEnabled reports whether the config serves HTTPS. The proxy refuses to
-// listen on a non-loopback address without it.
-func (c *Config) TLSEnabled() bool { return c != nil && c.TLS != nil }
-
-// Access is what authenticates requests under this config: basic-auth users
-// when basic_auth_users is set, client certificates only when every
-// connection must present one signed by the configured client CA
-// (client_auth_type RequireAndVerifyClientCert; the weaker modes accept any
-// or no certificate).
-func (c *Config) Access() access.Policy {
-	if c == nil {
-		return access.Policy{}
-	}
-	return access.Policy{
-		Users:       c.Web != nil && len(c.Web.Users) > 0,
-		ClientCerts: c.TLSEnabled() && c.TLS.ClientAuth == tls.RequireAndVerifyClientCert,
-	}
-}
-
-// Load reads the web config at path and every file it names, validates them
-// and builds the TLS configuration and user table once. It returns an error
-// listing every reason the file is refused; each reason names the file and
-// what to change, and none contains a password hash or key material.
-func Load(path string) (*Config, error) {
-	return load(path, time.Now())
-}
-
-// load is Load with an explicit clock, which the Store passes in.
-func load(path string, now time.Time) (*Config, error) {
-	l := newLoader(path, now, false)
-	cfg := l.run()
-	if len(l.problems) > 0 {
-		return nil, problemList(l.problems)
-	}
-	return cfg, nil
-}
 
 // loader collects every problem in one pass, so that Check can list them all
 // instead of making the operator fix them one reload at a time.
@@ -129,29 +46,6 @@ type loader struct {
 
 func newLoader(path string, now time.Time, strict bool) *loader {
 	return &loader{path: path, now: now, strict: strict}
-}
-
-// problem records a reason to refuse the file, prefixed with the file's name
-// and scrubbed of anything that looks like a secret.
-func (l *loader) problem(format string, args ...any) {
-	l.problems = append(l.problems, errors.New(redact(l.path+": "+fmt.Sprintf(format, args...))))
-}
-
-// warn records a weakness that does not stop the config from being served, or
-// a problem in strict mode.
-func (l *loader) warn(format string, args ...any) {
-	if l.strict {
-		l.problem(format, args...)
-		return
-	}
-	l.warnings = append(l.warnings, redact(l.path+": "+fmt.Sprintf(format, args...)))
-}
-
-// note records a warning that stays a warning in strict mode too: a setting
-// that protects less than it seems to but is a legitimate choice, which
-// check-config must not refuse.
-func (l *loader) note(format string, args ...any) {
-	l.warnings = append(l.warnings, redact(l.path+": "+fmt.Sprintf(format, args...)))
 }
 
 // readFile reads one file the config depends on, records what it read for
@@ -384,113 +278,4 @@ func (l *loader) checkRateLimit(r web.RateLimiterConfig) {
 	if r.Interval > 0 && r.Burst == 0 {
 		l.problem("rate_limit.burst is 0 with an interval set, which refuses every request; set burst to at least 1")
 	}
-}
-
-// buildUsers validates the password hashes through package auth, which owns
-// the rules (well-formed bcrypt, sane cost, not the example hash), and reports
-// cheap costs. When one user's hash is refused, the others are still checked
-// for cost one by one, so that Check lists everything in one go.
-func (l *loader) buildUsers(m map[string]config_util.Secret) *auth.Users {
-	plain := make(map[string]string, len(m))
-	for name, h := range m {
-		plain[name] = string(h)
-	}
-	users, err := auth.ParseUsers(plain)
-	if err == nil {
-		l.warnWeak(users)
-		l.noteMixedCosts(users)
-		return users
-	}
-	var multi interface{ Unwrap() []error }
-	if errors.As(err, &multi) {
-		for _, e := range multi.Unwrap() {
-			l.problem("%v", e)
-		}
-	} else {
-		l.problem("%v", err)
-	}
-	names := make([]string, 0, len(plain))
-	for name := range plain {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if one, err := auth.ParseUsers(map[string]string{name: plain[name]}); err == nil {
-			l.warnWeak(one)
-		}
-	}
-	return nil
-}
-
-// warnWeak reports users whose bcrypt cost is below auth.RecommendedMinCost:
-// a stolen config file would make offline guessing of their passwords cheap.
-func (l *loader) warnWeak(users *auth.Users) {
-	for _, name := range users.Weak(auth.RecommendedMinCost) {
-		cost, _ := users.Cost(name)
-		l.warn("user %q: bcrypt cost %d is below %d; regenerate with metrics-proxy hash-password", name, cost, auth.RecommendedMinCost)
-	}
-}
-
-// noteMixedCosts explains what mixed bcrypt costs cost: the verifier pads every
-// check to the highest cost (so that timing reveals neither names nor cheap
-// hashes), so the cheaper hashes save nothing and only weaken those users
-// against offline guessing.
-func (l *loader) noteMixedCosts(users *auth.Users) {
-	costs := users.Costs()
-	if len(costs) < 2 {
-		return
-	}
-	strs := make([]string, len(costs))
-	for i, c := range costs {
-		strs[i] = strconv.Itoa(c)
-	}
-	highest := strs[len(strs)-1]
-	list := strings.Join(strs[:len(strs)-1], ", ") + " and " + highest
-	l.note("basic_auth_users mixes bcrypt costs (%s): every check pays cost %s so timing does not reveal names; rehash the others at %s to spend less", list, highest, highest)
-}
-
-// fileRead is what one read of a dependency returned: enough to tell later
-// whether the file changed, without keeping its contents (which may be a key).
-type fileRead struct {
-	path string
-	sum  [sha256.Size]byte
-	err  string
-}
-
-func newFileRead(path string, b []byte, err error) fileRead {
-	r := fileRead{path: path}
-	switch {
-	case err == nil:
-		r.sum = sha256.Sum256(b)
-	case errors.Is(err, fs.ErrNotExist):
-		r.err = "missing"
-	default:
-		r.err = unwrapPathError(err).Error()
-	}
-	return r
-}
-
-// fingerprint condenses a set of reads into one comparable value.
-func fingerprint(reads []fileRead) [sha256.Size]byte {
-	h := sha256.New()
-	for _, r := range reads {
-		h.Write([]byte(r.path))
-		h.Write([]byte{0})
-		h.Write(r.sum[:])
-		h.Write([]byte(r.err))
-		h.Write([]byte{0})
-	}
-	var out [sha256.Size]byte
-	copy(out[:], h.Sum(nil))
-	return out
-}
-
-// rereadAll reads the given paths again, as they are now.
-func rereadAll(paths []string) []fileRead {
-	out := make([]fileRead, 0, len(paths))
-	for _, p := range paths {
-		b, err := readLimited(p)
-		out = append(out, newFileRead(p, b, err))
-	}
-	return out
 }

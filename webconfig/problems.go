@@ -1,6 +1,8 @@
 package webconfig
 
 import (
+	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -56,3 +58,26 @@ func redact(s string) string {
 
 // yamlValueRE matches a value yaml.v2 quotes in a type error.
 var yamlValueRE = regexp.MustCompile("`[^`]*`")
+
+// problem records a reason to refuse the file, prefixed with the file's name
+// and scrubbed of anything that looks like a secret.
+func (l *loader) problem(format string, args ...any) {
+	l.problems = append(l.problems, errors.New(redact(l.path+": "+fmt.Sprintf(format, args...))))
+}
+
+// warn records a weakness that does not stop the config from being served, or
+// a problem in strict mode.
+func (l *loader) warn(format string, args ...any) {
+	if l.strict {
+		l.problem(format, args...)
+		return
+	}
+	l.warnings = append(l.warnings, redact(l.path+": "+fmt.Sprintf(format, args...)))
+}
+
+// note records a warning that stays a warning in strict mode too: a setting
+// that protects less than it seems to but is a legitimate choice, which
+// check-config must not refuse.
+func (l *loader) note(format string, args ...any) {
+	l.warnings = append(l.warnings, redact(l.path+": "+fmt.Sprintf(format, args...)))
+}

@@ -1,5 +1,5 @@
 // Command bench measures metrics-proxy against two baselines, side by side on
-// one machine, and prints figures and ratios next to the targets in DESIGN.md.
+// one machine, and prints figures and ratios next to the targets in docs/DESIGN.md.
 // It never passes or fails on time.
 //
 // Three proxies, each a fresh process started the same way (default

@@ -1,5 +1,5 @@
 // Package coordinator is the runner's client for the AlloyCI coordinator API
-// (GitLab runner API v4, as /work/shared/coordinator-api.md describes):
+// (GitLab runner API v4, as docs/DESIGN.md summarises it):
 // registering runners, requesting jobs, and reporting their trace and state.
 //
 // Every call retries transport errors and 5xx answers with exponential

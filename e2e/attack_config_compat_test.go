@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"crypto/tls"
-	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -17,29 +15,29 @@ func TestAttackConfigHTTP2WithoutItsCipherIsRefused(t *testing.T) {
 	t.Parallel()
 	k := newPKI(t)
 	file := filepath.Join(k.Dir, "web.yml")
-	writeFile(t, file, atkTLSHeader(k)+`  min_version: TLS12
+	writeFile(t, file, tlsBlock(k)+`  min_version: TLS12
   cipher_suites:
     - TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
     - TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA
-basic_auth_users:
-  prometheus: '`+atkHashed(t, atkPassword, 10)+"'\n")
-	want := "tls_server_config.cipher_suites has neither of the suites HTTP/2 requires over TLS 1.2"
-	fix := "or set min_version: TLS13, or set http_server_config.http2: false"
-	code, out := atkCheckConfig(t, file)
-	if code != 1 || !strings.Contains(out, want) || !strings.Contains(out, fix) {
+`+usersBlock(defaultUser, defaultHash(t)))
+	want := problem{"tls_server_config.cipher_suites", "has neither of the suites HTTP/2 requires over TLS 1.2"}
+	code, out := checkConfig(t, file)
+	if code != 1 {
 		t.Errorf("check-config: exit %d, output:\n%s\nwant exit 1 naming the cipher rule and the fixes", code, out)
 	}
-	code, out = atkServeOnce(t, file)
-	if code != 1 || !strings.Contains(out, `msg="refusing to start"`) || !strings.Contains(out, want) {
+	wantProblems(t, "check-config", out, want, problem{"min_version: TLS13", "http_server_config.http2: false"})
+	code, out = serveOnce(t, file)
+	if code != 1 || !strings.Contains(out, `msg="refusing to start"`) {
 		t.Errorf("serve: exit %d, output:\n%s\nwant exit 1 refusing to start", code, out)
 	}
+	wantProblems(t, "serve", out, want)
 	// The same suites with http2 off serve: the rule is about HTTP/2 only.
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeFile(t, file, strings.Replace(string(b), "basic_auth_users", "http_server_config:\n  http2: false\nbasic_auth_users", 1))
-	if code, out := atkCheckConfig(t, file); code != 0 || !strings.HasSuffix(out, file+": OK\n") {
+	if code, out := checkConfig(t, file); code != 0 || !strings.HasSuffix(out, file+": OK\n") {
 		t.Errorf("check-config with http2 off: exit %d, output:\n%s", code, out)
 	}
 }
@@ -48,7 +46,7 @@ basic_auth_users:
 // client offering only CBC suites cannot connect, one offering GCM can.
 func TestAttackConfigDefaultCiphersRefuseCBC(t *testing.T) {
 	t.Parallel()
-	p := atkStartProxy(t, atkProxyOptions{})
+	p := startProxy(t, proxyOptions{})
 	dial := func(suites ...uint16) error {
 		c, err := tls.Dial("tcp", p.Addr, &tls.Config{
 			RootCAs: p.PKI.Pool, ServerName: "127.0.0.1",
@@ -76,17 +74,19 @@ func TestAttackConfigVerifyIfGivenWithoutCAWarns(t *testing.T) {
 	t.Parallel()
 	k := newPKI(t)
 	file := filepath.Join(k.Dir, "web.yml")
-	users := "basic_auth_users:\n  prometheus: '" + atkHashed(t, atkPassword, 10) + "'\n"
-	writeFile(t, file, atkTLSHeader(k)+"  client_auth_type: VerifyClientCertIfGiven\n"+users)
-	warning := "client_auth_type VerifyClientCertIfGiven without client_ca_file: client certificates are then checked against the system roots and authenticate nobody"
-	code, out := atkCheckConfig(t, file)
-	if code != 0 || !strings.Contains(out, "warning: "+file+": tls_server_config: "+warning) || !strings.Contains(out, file+": OK\n") {
+	users := usersBlock(defaultUser, defaultHash(t))
+	writeFile(t, file, tlsBlock(k)+"  client_auth_type: VerifyClientCertIfGiven\n"+users)
+	code, out := checkConfig(t, file)
+	if code != 0 || !strings.Contains(out, file+": OK\n") {
 		t.Errorf("check-config: exit %d, output:\n%s\nwant exit 0 with the warning", code, out)
 	}
-	writeFile(t, file, atkTLSHeader(k)+"  client_auth_type: RequireAndVerifyClientCert\n"+users)
-	if code, out := atkCheckConfig(t, file); code != 1 || !strings.Contains(out, "client_auth_type RequireAndVerifyClientCert needs client_ca_file") {
+	wantProblems(t, "check-config", out, problem{"warning: " + file + ": tls_server_config: client_auth_type VerifyClientCertIfGiven", "without client_ca_file"})
+	writeFile(t, file, tlsBlock(k)+"  client_auth_type: RequireAndVerifyClientCert\n"+users)
+	code, out = checkConfig(t, file)
+	if code != 1 {
 		t.Errorf("RequireAndVerifyClientCert without a CA: exit %d, output:\n%s", code, out)
 	}
+	wantProblems(t, "check-config", out, problem{"client_auth_type RequireAndVerifyClientCert", "needs client_ca_file"})
 }
 
 // Users at mixed bcrypt costs are served with a warning that every check now
@@ -96,16 +96,17 @@ func TestAttackConfigMixedCostsWarn(t *testing.T) {
 	t.Parallel()
 	k := newPKI(t)
 	file := filepath.Join(k.Dir, "web.yml")
-	users := fmt.Sprintf("basic_auth_users:\n  prometheus: '%s'\n  alice: '%s'\n",
-		atkHashed(t, atkPassword, 10), atkHashed(t, "alice's password", 11))
-	writeFile(t, file, atkTLSHeader(k)+users)
-	warning := "basic_auth_users mixes bcrypt costs (10 and 11): every check pays cost 11 so timing does not reveal names"
-	if code, out := atkCheckConfig(t, file); code != 0 || !strings.Contains(out, warning) {
+	users := usersBlock(defaultUser, defaultHash(t), "alice", hashPassword(t, "alice's password", 11))
+	writeFile(t, file, tlsBlock(k)+users)
+	warning := problem{"basic_auth_users", "mixes bcrypt costs (10 and 11): every check pays cost 11"}
+	code, out := checkConfig(t, file)
+	if code != 0 {
 		t.Errorf("check-config: exit %d, output:\n%s\nwant exit 0 with the mixed-cost warning", code, out)
 	}
-	p := atkStartProxy(t, atkProxyOptions{Web: func(k *pki) string { return atkTLSHeader(k) + users }})
-	p.waitLog(regexp.QuoteMeta(warning))
-	if r := p.atkAuthGet(t, p.atkClient("127.0.0.2"), "/proxy/metrics"); r.Status != 200 {
+	wantProblems(t, "check-config", out, warning)
+	p := startProxy(t, proxyOptions{Web: func(k *pki) string { return tlsBlock(k) + users }})
+	wantProblems(t, "start-up log", p.startupMessages(t), warning)
+	if r := p.get(t, p.client("127.0.0.2"), "/proxy/metrics"); r.Status != 200 {
 		t.Errorf("scrape with the cost-10 user: %d", r.Status)
 	}
 }
@@ -116,21 +117,20 @@ func TestAttackConfigMixedCostsWarn(t *testing.T) {
 // affected.
 func TestAttackRepeatedWrongPasswordIsCharged(t *testing.T) {
 	t.Parallel()
-	p := atkStartProxy(t, atkProxyOptions{Args: []string{"--web.throttle-delay=1ms"}})
-	flood := p.atkClient("127.0.21.1")
+	p := startProxy(t, proxyOptions{Args: []string{"--web.throttle-delay=1ms"}})
+	flood := p.client("127.0.21.1")
 	codes := map[int]int{}
 	for range 40 {
-		r := atkDo(t, flood, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(atkUser, "wrong")})
-		codes[r.Status]++
+		codes[p.getAs(t, flood, "/metrics", defaultUser, "wrong").Status]++
 	}
 	// One bcrypt-checked 401, then the burst of 10 cheap refusals, then 429.
 	if codes[401] != 11 || codes[429] != 29 {
 		t.Errorf("flood answers %v, want 11 × 401 then 29 × 429", codes)
 	}
-	if r := p.atkAuthGet(t, p.atkClient("127.0.21.1"), "/metrics"); r.Status == 401 || r.Status == 429 {
+	if r := p.get(t, p.client("127.0.21.1"), "/metrics"); r.Status == 401 || r.Status == 429 {
 		t.Errorf("right password from the flooding address: %d, want it to pass authentication", r.Status)
 	}
-	other := atkDo(t, p.atkClient("127.0.21.2"), "GET", p.URL+"/metrics", nil)
+	other := p.getAs(t, p.client("127.0.21.2"), "/metrics", "", "")
 	if other.Status != 401 {
 		t.Errorf("no credentials from another address: %d, want 401", other.Status)
 	}

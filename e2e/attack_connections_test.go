@@ -15,107 +15,87 @@ import (
 	"time"
 )
 
-// atkCloseAfterWrite closes the connection right after the first write: a
-// TLS client on it sends its ClientHello and hangs up.
-type atkCloseAfterWrite struct{ net.Conn }
-
-func (c atkCloseAfterWrite) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.Conn.Close()
-	return n, err
-}
-
-// atkOutcome is how one attacking connection ended.
-type atkOutcome struct {
-	what string
-	got  string
-	err  error
-}
-
-// Slowloris (header bytes trickled after TLS, and TCP connections that never
-// start TLS), a handshake flood and a client that stops reading a large
-// response, all at once, while a client that authenticated before scrapes
-// twice a second on its keep-alive connection: every scrape succeeds, and
-// the server closes every silent connection itself without answering it.
-//
-// Not parallel: on two cores, other tests' load would stretch the 1 s
-// handshake deadline for the legitimate handshakes too.
-func TestAttackConnectionsFloodsDuringScrapes(t *testing.T) {
-	const (
-		trickles  = 200
-		silent    = 200
-		completes = 100
-		aborted   = 100
-	)
-	block := []byte(strings.Repeat("atk_big 1\n", 6554))
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		if r.URL.Query().Get("big") == "" {
-			io.WriteString(w, "atk_up 1\n")
-			return
-		}
-		for range 48 * 16 { // 48 MiB, under the default 64 MiB limit
-			if _, err := w.Write(block); err != nil {
-				return
-			}
-		}
-	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{
+// startUnderAttack starts a proxy with deadlines of 1 s for the TLS
+// handshake and the request header in front of a fake upstream serving h
+// (nil: upBody), and a good client that authenticates before the attack and
+// then scrapes on its keep-alive connection every interval (at most 120
+// times) until the returned function is called; that function returns what
+// the scrapes saw.
+func startUnderAttack(t *testing.T, every time.Duration, h http.HandlerFunc) (*proxy, *upstream, *http.Client, func() scrapes) {
+	t.Helper()
+	up := startUpstream(t, h)
+	p := startProxy(t, proxyOptions{Upstream: up.URL, Args: []string{
 		"--web.read-header-timeout=1s", "--web.tls-handshake-timeout=1s", "--web.idle-timeout=30s", "--upstream.timeout=5s",
 	}})
-	tlsCfg := &tls.Config{RootCAs: p.PKI.Pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
-
-	// The good client authenticates once before the attack.
-	good := p.atkClient("")
-	if r := p.atkAuthGet(t, good, "/metrics"); r.Status != 200 {
+	good := p.client("")
+	if r := p.get(t, good, "/metrics"); r.Status != 200 {
 		t.Fatalf("first scrape: %d", r.Status)
 	}
 	stop := make(chan struct{})
-	var scrapes []string // one entry per scrape: "ok" or what went wrong
-	scraperDone := make(chan struct{})
-	go func() {
-		defer close(scraperDone)
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for range 120 { // at most a minute
-			r, err := atkTry(good, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(atkUser, atkPassword)})
-			switch {
-			case err != nil:
-				scrapes = append(scrapes, err.Error())
-			case r.Status != 200 || r.Body != "atk_up 1\n" || r.ReadErr != nil:
-				scrapes = append(scrapes, fmt.Sprintf("%d %q %v", r.Status, r.Body, r.ReadErr))
-			default:
-				scrapes = append(scrapes, "ok")
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
+	scraping := p.keepScraping(good, every, 120, stop)
+	return p, up, good, func() scrapes { close(stop); return scraping() }
+}
+
+// checkAfterAttack fails unless the good client made at least minScrapes
+// scrapes during the attack and every one succeeded,
+// metrics_proxy_tls_handshake_errors_total (read on the
+// good client's connection, within 10 s: the server may count a hung-up
+// handshake after the client has gone) is from least to most, and a new
+// client still gets in (TLS, authentication, scrape).
+func checkAfterAttack(t *testing.T, p *proxy, good *http.Client, res scrapes, minScrapes int, least, most float64) {
+	t.Helper()
+	res.check(t, "good client during the attack", minScrapes)
+	const series = "metrics_proxy_tls_handshake_errors_total"
+	got := metric(p.selfMetrics(t, good), series)
+	for i := 0; got < least && i < 100; i++ {
+		time.Sleep(100 * time.Millisecond)
+		got = metric(p.selfMetrics(t, good), series)
+	}
+	if got < least || got > most {
+		t.Errorf("%s = %v, want from %v to %v", series, got, least, most)
+	}
+	if r := p.get(t, p.client("127.0.4.1"), "/metrics"); r.Status != 200 || r.Body != upBody {
+		t.Errorf("fresh client after the attack: %d %q", r.Status, r.Body)
+	}
+}
+
+// checkClosedSilently fails unless the server closed every connection
+// without writing a byte.
+func checkClosedSilently(t *testing.T, what string, errs []error) {
+	t.Helper()
+	for i, err := range errs {
+		if !closedByPeer(err) {
+			t.Errorf("%s %d: %v; want closed by the server with no answer", what, i, err)
 		}
-	}()
+	}
+}
 
-	// A client that asks for a 48 MiB body and never reads it. Closed at
-	// the end of the test (before the proxy stops), not by the proxy here.
-	stalled := p.atkTLSDial(t, "")
-	t.Cleanup(func() { stalled.Close() })
-	fmt.Fprintf(stalled, "GET /metrics?big=1 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n", atkBasic(atkUser, atkPassword))
-
-	var mu sync.Mutex
-	var outcomes []atkOutcome
-	record := func(o atkOutcome) { mu.Lock(); outcomes = append(outcomes, o); mu.Unlock() }
+// Slowloris: 200 clients that complete TLS and then trickle a request header
+// one byte every 100 ms are each closed by the server after
+// --web.read-header-timeout without an answer, while a client that
+// authenticated before scrapes twice a second and gets every scrape; a new
+// client gets in afterwards. (A completed handshake may be counted as
+// failed: on two busy cores the server can reach the client's Finished
+// after its own 1 s deadline.)
+//
+// Not parallel, nor are the other floods here: on two cores, other tests'
+// load would stretch the 1 s handshake deadline for the legitimate
+// handshakes too.
+func TestAttackConnectionsSlowloris(t *testing.T) {
+	const trickles = 200
+	p, _, good, scraping := startUnderAttack(t, 500*time.Millisecond, nil)
+	errs := make([]error, trickles)
 	var wg sync.WaitGroup
 	dialSlots := make(chan struct{}, 16) // trickling clients handshake a few at a time
-
 	for i := range trickles {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			dialSlots <- struct{}{}
-			c, err := tls.DialWithDialer(atkDialerFrom(""), "tcp", p.Addr, tlsCfg)
+			c, err := p.dialTLS("")
 			<-dialSlots
 			if err != nil {
-				record(atkOutcome{what: fmt.Sprintf("trickle %d: handshake", i), err: err})
+				errs[i] = fmt.Errorf("handshake: %w", err)
 				return
 			}
 			defer c.Close()
@@ -135,26 +115,54 @@ func TestAttackConnectionsFloodsDuringScrapes(t *testing.T) {
 					}
 				}
 			}()
-			got, err := atkWaitClosed(c, 20*time.Second)
+			errs[i] = closedSilently(c, 20*time.Second)
 			close(done)
-			record(atkOutcome{what: fmt.Sprintf("trickle %d", i), got: got, err: err})
 		}()
 	}
-	for i := range silent {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := atkDialerFrom("").Dial("tcp", p.Addr)
-			if err != nil {
-				record(atkOutcome{what: fmt.Sprintf("silent %d: dial", i), err: err})
-				return
-			}
-			defer c.Close()
-			got, err := atkWaitClosed(c, 20*time.Second)
-			record(atkOutcome{what: fmt.Sprintf("silent %d", i), got: got, err: err})
-		}()
-	}
+	wg.Wait()
+	res := scraping()
+	checkClosedSilently(t, "trickling connection", errs)
+	checkAfterAttack(t, p, good, res, 2, 0, trickles)
+}
+
+// TCP connections that never start TLS are each closed by the server after
+// --web.tls-handshake-timeout without an answer, and counted exactly once
+// as a failed handshake: 200 of them while a client that authenticated
+// before scrapes twice a second, which gets every scrape; a new client gets
+// in afterwards.
+func TestAttackConnectionsHandshakeTimeoutCounted(t *testing.T) {
+	const silent = 200
+	p, _, good, scraping := startUnderAttack(t, 500*time.Millisecond, nil)
+	errs := p.silentConns(silent, 20*time.Second)()
+	res := scraping()
+	checkClosedSilently(t, "silent connection", errs)
+	checkAfterAttack(t, p, good, res, 2, silent, silent)
+}
+
+// closeAfterWrite closes the connection right after the first write: a
+// TLS client on it sends its ClientHello and hangs up.
+type closeAfterWrite struct{ net.Conn }
+
+func (c closeAfterWrite) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.Conn.Close()
+	return n, err
+}
+
+// A handshake flood, 50 connections at a time: 100 clients complete the
+// handshake and hang up without a request, 100 send their ClientHello and
+// hang up. Every handshake of the first kind completes and every one of the
+// second is counted as failed, while a client that authenticated before
+// scrapes every 20 ms (the flood lasts a fraction of a second, so one
+// scrape may be all that overlaps it) and gets every scrape; a new client
+// gets in afterwards. (A completed handshake may be counted as failed too, see
+// TestAttackConnectionsSlowloris.)
+func TestAttackConnectionsHandshakeFlood(t *testing.T) {
+	const completes, aborted = 100, 100
+	p, _, good, scraping := startUnderAttack(t, 20*time.Millisecond, nil)
+	tlsCfg := &tls.Config{RootCAs: p.PKI.Pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
 	var completed, hungUp atomic.Int32
+	var wg sync.WaitGroup
 	floodSlots := make(chan struct{}, 50)
 	for i := range completes + aborted {
 		wg.Add(1)
@@ -162,7 +170,7 @@ func TestAttackConnectionsFloodsDuringScrapes(t *testing.T) {
 			defer wg.Done()
 			floodSlots <- struct{}{}
 			defer func() { <-floodSlots }()
-			raw, err := atkDialerFrom("").Dial("tcp", p.Addr)
+			raw, err := dialerFrom("").Dial("tcp", p.Addr)
 			if err != nil {
 				return
 			}
@@ -177,78 +185,49 @@ func TestAttackConnectionsFloodsDuringScrapes(t *testing.T) {
 				return
 			}
 			// The ClientHello only, then hang up.
-			if tls.Client(atkCloseAfterWrite{raw}, tlsCfg).Handshake() != nil {
+			if tls.Client(closeAfterWrite{raw}, tlsCfg).Handshake() != nil {
 				hungUp.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	<-scraperDone
-
-	// Every scrape during the attack succeeded.
-	if len(scrapes) < 2 {
-		t.Errorf("only %d scrapes ran during the attack", len(scrapes))
-	}
-	for i, s := range scrapes {
-		if s != "ok" {
-			t.Errorf("scrape %d during the attack failed: %s", i, s)
-		}
-	}
-	// Every silent connection was closed by the server, without an answer.
-	if len(outcomes) != trickles+silent {
-		t.Errorf("%d outcomes, want %d", len(outcomes), trickles+silent)
-	}
-	for _, o := range outcomes {
-		if o.got != "" || !atkClosedByPeer(o.err) {
-			t.Errorf("%s: read %q, ended by %v; want closed by the server with no answer", o.what, o.got, o.err)
-		}
-	}
+	res := scraping()
 	if completed.Load() != completes || hungUp.Load() != aborted {
 		t.Errorf("flood: %d full handshakes, %d hung up; want %d and %d", completed.Load(), hungUp.Load(), completes, aborted)
 	}
-	// The stalled client's 48 MiB are not buffered by the proxy: it reads
-	// from the upstream only as fast as the client takes.
-	atkEventually(t, "the stalled request reached the upstream", func() bool { return slices.Contains(up.URIs(), "/metrics?big=1") })
-	if rss := atkRSSKiB(t, p.cmd.Process.Pid); rss > 40<<10 {
-		t.Errorf("proxy VmRSS %d KiB with a 48 MiB response stalled, want under 40 MiB", rss)
-	}
-	// A new client still gets in: TLS, authentication, scrape.
-	fresh := p.atkClient("127.0.4.1")
-	if r := p.atkAuthGet(t, fresh, "/metrics"); r.Status != 200 || r.Body != "atk_up 1\n" {
-		t.Errorf("fresh client after the attack: %d %q", r.Status, r.Body)
-	}
-	// Every silent TCP connection and hung-up handshake is counted as a
-	// failed handshake. (A handshake the client completed may be counted
-	// too: on two busy cores the server can reach the client's Finished
-	// after its own 1 s deadline; the exact count is asserted in
-	// TestAttackConnectionsHandshakeTimeoutCounted.)
-	m := p.atkSelfMetrics(t, fresh)
-	if got := atkMetric(m, "metrics_proxy_tls_handshake_errors_total"); got < silent+aborted || got > silent+aborted+completes+trickles {
-		t.Errorf("metrics_proxy_tls_handshake_errors_total = %v, want from %d to %d", got, silent+aborted, silent+aborted+completes+trickles)
-	}
+	checkAfterAttack(t, p, good, res, 1, aborted, aborted+completes)
 }
 
-// A handful of TCP connections that never start TLS are each closed by the
-// server after --web.tls-handshake-timeout and counted once.
-//
-// Not parallel, like the flood test.
-func TestAttackConnectionsHandshakeTimeoutCounted(t *testing.T) {
-	p := atkStartProxy(t, atkProxyOptions{Args: []string{"--web.tls-handshake-timeout=1s"}})
-	// Connected and authenticated before, so reading the counter later needs
-	// no handshake of its own.
-	c := p.atkClient("")
-	p.atkSelfMetrics(t, c)
-	wait := p.atkSilentConns(20, 20*time.Second)
-	for i, err := range wait() {
-		if !atkClosedByPeer(err) {
-			t.Errorf("connection %d: %v", i, err)
+// A client that asks for a 48 MiB body and never reads it is not buffered
+// for: the proxy reads from the upstream only as fast as the client takes
+// (its VmRSS stays under 40 MiB), while a client that authenticated before
+// scrapes twice a second and gets every scrape; a new client gets in
+// afterwards.
+func TestAttackConnectionsStalledReader(t *testing.T) {
+	block := []byte(strings.Repeat("atk_big 1\n", 6554))
+	p, up, good, scraping := startUnderAttack(t, 500*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if r.URL.Query().Get("big") == "" {
+			io.WriteString(w, upBody)
+			return
 		}
+		for range 48 * 16 { // 48 MiB, under the default 64 MiB limit
+			if _, err := w.Write(block); err != nil {
+				return
+			}
+		}
+	})
+	// Closed at the end of the test (before the proxy stops), not by the
+	// proxy here.
+	stalled := p.mustTLS(t, "")
+	t.Cleanup(func() { stalled.Close() })
+	fmt.Fprintf(stalled, "GET /metrics?big=1 HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n\r\n", basic(defaultUser, defaultPassword))
+	eventually(t, "the stalled request reached the upstream", func() bool { return slices.Contains(up.URIs(), "/metrics?big=1") })
+	time.Sleep(time.Second) // time for a proxy that buffers to fill up
+	if rss := rssKiB(t, p.cmd.Process.Pid); rss > 40<<10 {
+		t.Errorf("proxy VmRSS %d KiB with a 48 MiB response stalled, want under 40 MiB", rss)
 	}
-	m := p.atkSelfMetrics(t, c)
-	if got := atkMetric(m, "metrics_proxy_tls_handshake_errors_total"); got != 20 {
-		t.Errorf("metrics_proxy_tls_handshake_errors_total = %v, want 20", got)
-	}
+	checkAfterAttack(t, p, good, scraping(), 2, 0, 1)
 }
 
 // More silent connections than --web.max-connections: they come from the
@@ -258,30 +237,20 @@ func TestAttackConnectionsHandshakeTimeoutCounted(t *testing.T) {
 // and a new client gets in once the silent ones are gone. Not parallel.
 func TestAttackConnectionsLimitHeld(t *testing.T) {
 	const limit, silent = 20, 30
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{
+	p, _ := startWithUpstream(t, nil, proxyOptions{Args: []string{
 		fmt.Sprintf("--web.max-connections=%d", limit), "--web.tls-handshake-timeout=1s"}})
-	good := p.atkClient("")
-	if r := p.atkAuthGet(t, good, "/metrics"); r.Status != 200 {
+	good := p.client("")
+	if r := p.get(t, good, "/metrics"); r.Status != 200 {
 		t.Fatalf("first scrape: %d", r.Status)
 	}
-	wait := p.atkSilentConns(silent, 30*time.Second)
-	for i := range 4 {
-		if r := p.atkAuthGet(t, good, "/metrics"); r.Status != 200 || r.Body != "atk_up 1\n" {
-			t.Errorf("scrape %d while the slots are taken: %d %q", i, r.Status, r.Body)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	for i, err := range wait() {
-		if !atkClosedByPeer(err) {
-			t.Errorf("silent connection %d: %v", i, err)
-		}
-	}
-	fresh := p.atkClient("127.0.12.1")
-	if r := p.atkAuthGet(t, fresh, "/metrics"); r.Status != 200 {
+	wait := p.silentConns(silent, 30*time.Second)
+	p.keepScraping(good, 500*time.Millisecond, 4, nil)().check(t, "good client while the slots are taken", 4)
+	checkClosedSilently(t, "silent connection", wait())
+	fresh := p.client("127.0.12.1")
+	if r := p.get(t, fresh, "/metrics"); r.Status != 200 {
 		t.Errorf("new client after the silent ones: %d", r.Status)
 	}
-	if got := atkMetric(p.atkSelfMetrics(t, good), "metrics_proxy_tls_handshake_errors_total"); got != silent {
+	if got := metric(p.selfMetrics(t, good), "metrics_proxy_tls_handshake_errors_total"); got != silent {
 		t.Errorf("metrics_proxy_tls_handshake_errors_total = %v, want %d", got, silent)
 	}
 }
@@ -294,11 +263,10 @@ func TestAttackConnectionsLimitHeld(t *testing.T) {
 // parallel.
 func TestAttackConnectionsAnonymousCannotHoldSlots(t *testing.T) {
 	const limit = 8
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{
+	p, _ := startWithUpstream(t, nil, proxyOptions{Args: []string{
 		fmt.Sprintf("--web.max-connections=%d", limit), "--web.read-header-timeout=1s", "--web.tls-handshake-timeout=1s"}})
 	for i := range limit {
-		c := p.atkTLSDial(t, fmt.Sprintf("127.0.13.%d", i+1))
+		c := p.mustTLS(t, fmt.Sprintf("127.0.13.%d", i+1))
 		t.Cleanup(func() { c.Close() })
 		io.WriteString(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -308,19 +276,19 @@ func TestAttackConnectionsAnonymousCannotHoldSlots(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	c := p.atkClient("127.0.13.100")
+	c := p.client("127.0.13.100")
 	c.Timeout = 8 * time.Second
-	r, err := atkTry(c, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(atkUser, atkPassword)})
+	r, err := try(c, "GET", p.URL+"/metrics", authHeader(defaultUser, defaultPassword))
 	if err != nil || r.Status != 200 {
 		t.Errorf("new client while %d anonymous keep-alive connections idle: %d %v", limit, r.Status, err)
 	}
 }
 
-// atkSilentConns opens n TCP connections to p that never send a byte and
+// silentConns opens n TCP connections to p that never send a byte and
 // waits, each up to limit, for the server to close them. The returned
 // function waits for all of them and gives each one's outcome: nil or a
 // closed-by-peer error is what the tests want; reading anything is not.
-func (p *atkProxy) atkSilentConns(n int, limit time.Duration) func() []error {
+func (p *proxy) silentConns(n int, limit time.Duration) func() []error {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
@@ -333,12 +301,18 @@ func (p *atkProxy) atkSilentConns(n int, limit time.Duration) func() []error {
 				return
 			}
 			defer c.Close()
-			got, err := atkWaitClosed(c, limit)
-			if got != "" {
-				err = fmt.Errorf("read %q before %v", got, err)
-			}
-			errs[i] = err
+			errs[i] = closedSilently(c, limit)
 		}()
 	}
 	return func() []error { wg.Wait(); return errs }
+}
+
+// closedSilently waits, up to limit, for the server to close c, and returns
+// the error that ended the wait, or one saying what the server wrote.
+func closedSilently(c net.Conn, limit time.Duration) error {
+	got, err := waitClosed(c, limit)
+	if got != "" {
+		return fmt.Errorf("read %q before %v", got, err)
+	}
+	return err
 }

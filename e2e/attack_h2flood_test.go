@@ -1,35 +1,17 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"fmt"
-	"sync"
-	"sync/atomic"
+	"net/http"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 )
 
-// atkH2Settings reads the SETTINGS the proxy sends on a new HTTP/2 connection.
-func atkH2Settings(t *testing.T, p *atkProxy) map[http2.SettingID]uint32 {
+// h2Settings reads the SETTINGS the proxy sends on a new HTTP/2 connection.
+func h2Settings(t *testing.T, p *proxy) map[http2.SettingID]uint32 {
 	t.Helper()
-	c, err := tls.Dial("tcp", p.Addr, &tls.Config{RootCAs: p.PKI.Pool, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if c.ConnectionState().NegotiatedProtocol != "h2" {
-		t.Fatalf("negotiated %q, want h2", c.ConnectionState().NegotiatedProtocol)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
+	_, fr := p.h2Conn(t)
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -46,67 +28,44 @@ func atkH2Settings(t *testing.T, p *atkProxy) map[http2.SettingID]uint32 {
 // HTTP/2 lets one connection carry many requests at once, and a throttled
 // answer is held back for a second: without bounds, a few connections of
 // wrong passwords pile up goroutines and memory (505 MiB measured before the
-// bounds). The proxy allows 8
-// streams per connection and holds back at most 256 answers; the flood stays
-// cheap, and a good client keeps scraping.
+// bounds). The proxy allows 8 streams per connection and holds back at most
+// 256 answers; the flood stays cheap, and a good client keeps scraping.
 func TestAttackHTTP2StreamFlood(t *testing.T) {
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	if got := atkH2Settings(t, p)[http2.SettingMaxConcurrentStreams]; got != 8 {
+	p, _ := startWithUpstream(t, nil, proxyOptions{})
+	if got := h2Settings(t, p)[http2.SettingMaxConcurrentStreams]; got != 8 {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS = %d, want 8", got)
 	}
 
-	good := p.atkClient("127.0.0.2")
-	if r := atkDo(t, good, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(atkUser, atkPassword)}); r.Status != 200 {
+	good := p.client("127.0.0.2")
+	if r := p.get(t, good, "/metrics"); r.Status != 200 {
 		t.Fatalf("good client before the flood: %d", r.Status)
 	}
 
+	// 16 HTTP/2 connections, each carrying 24 requests at once.
 	stop := make(chan struct{})
-	var sent, wrongAnswers atomic.Int64
-	var wg sync.WaitGroup
-	for c := range 16 {
-		cl := p.atkH2Client("")
-		for s := range 24 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					sent.Add(1)
-					r, err := atkTry(cl, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(atkUser, fmt.Sprintf("wrong-%d-%d-%d", c, s, i))})
-					if err == nil && r.Status != 401 && r.Status != 429 {
-						wrongAnswers.Add(1)
-					}
-				}
-			}()
-		}
+	conns := make([]*http.Client, 16)
+	for i := range conns {
+		conns[i] = p.h2Client("")
 	}
-	var failures []string
-	peak := int64(0)
-	for i := range 8 {
-		time.Sleep(500 * time.Millisecond)
-		r, err := atkTry(good, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(atkUser, atkPassword)})
-		if err != nil || r.Status != 200 {
-			failures = append(failures, fmt.Sprintf("scrape %d: %v %v", i, r.Status, err))
-		}
-		peak = max(peak, atkRSSKiB(t, p.proc.cmd.Process.Pid))
-	}
+	flood := p.floodWrongPasswords(16*24, 1<<30, func(w int) *http.Client { return conns[w/24] }, stop)
+	peak := p.watchRSS(t, 500*time.Millisecond)
+	scrapes := p.keepScraping(good, 500*time.Millisecond, 8, nil)()
 	close(stop)
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Errorf("good scrapes failed during the HTTP/2 flood: %v", failures)
-	}
-	if n := wrongAnswers.Load(); n != 0 {
-		t.Errorf("%d flood requests got something other than 401/429", n)
+	statuses := flood()
+	peakKiB := peak()
+	scrapes.check(t, "good client during the HTTP/2 flood", 8)
+	sent := 0
+	for k, n := range statuses {
+		sent += n
+		// A transport error is the flood's own business.
+		if k != "401" && k != "429" && k != "error" {
+			t.Errorf("%d flood requests got %s, not 401/429", n, k)
+		}
 	}
 	// Bounded, and far below the unit's MemoryMax=256M (an unbounded proxy
 	// measured 505 MiB under a flood like this one).
-	if peak > 96<<10 {
-		t.Errorf("proxy RSS peaked at %d KiB during the HTTP/2 flood, want under 96 MiB", peak)
+	if peakKiB > 96<<10 {
+		t.Errorf("proxy RSS peaked at %d KiB during the HTTP/2 flood, want under 96 MiB", peakKiB)
 	}
-	t.Logf("flood sent %d requests; proxy peak RSS %d KiB", sent.Load(), peak)
+	t.Logf("flood sent %d requests (%v); proxy peak RSS %d KiB", sent, statuses, peakKiB)
 }

@@ -2,8 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/tls"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,67 +16,49 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// atkRawGet is a raw HTTP/1.1 GET of target that closes the connection after
-// the answer; auth "" sends no Authorization.
-func atkRawGet(target, auth string) string {
-	s := "GET " + target + " HTTP/1.1\r\nHost: metrics.example\r\n"
-	if auth != "" {
-		s += "Authorization: " + auth + "\r\n"
-	}
-	return s + "Connection: close\r\n\r\n"
-}
-
-// atkOne fails unless exactly one response came and it is status with body.
-func atkOne(t *testing.T, what string, rs []atkRawResponse, status int, body string) {
-	t.Helper()
-	if len(rs) != 1 || rs[0].Status != status || rs[0].Body != body {
-		t.Errorf("%s: got %+v, want one %d %q", what, rs, status, body)
-	}
-}
-
 // Every method but GET and HEAD is 405 with Allow, with or without
-// credentials, and CONNECT never turns the connection into a tunnel.
+// credentials, and CONNECT never turns the connection into a tunnel; HEAD is
+// served without a body.
 func TestAttackRequestsMethods(t *testing.T) {
 	t.Parallel()
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	c := p.atkClient("")
-	good := atkBasic(atkUser, atkPassword)
+	p, up := startWithUpstream(t, nil, proxyOptions{})
+	c := p.client("")
+	good := basic(defaultUser, defaultPassword)
 	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "MKCOL", "BREW"} {
-		for _, auth := range []string{"", good} {
-			hdr := map[string]string{}
-			if auth != "" {
-				hdr["Authorization"] = auth
-			}
-			r := atkDo(t, c, m, p.URL+"/metrics", hdr)
+		for _, hdr := range []map[string]string{nil, authHeader(defaultUser, defaultPassword)} {
+			r := do(t, c, m, p.URL+"/metrics", hdr)
 			if r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" || r.Body != "method not allowed\n" {
-				t.Errorf("%s (auth %v): %d Allow=%q %q", m, auth != "", r.Status, r.Header.Get("Allow"), r.Body)
+				t.Errorf("%s (auth %v): %d Allow=%q %q", m, hdr != nil, r.Status, r.Header.Get("Allow"), r.Body)
 			}
 		}
 	}
 	// CONNECT in authority-form to the upstream itself, then bytes that
 	// would go through a tunnel: the 405 closes the connection, so they are
 	// never tunnelled, nor read at all.
-	rs := p.atkRaw(t, "CONNECT "+up.Addr+" HTTP/1.1\r\nHost: "+up.Addr+"\r\nAuthorization: "+good+"\r\n\r\n"+
-		atkRawGet("/debug/pprof/", good), 5*time.Second)
+	rs := p.raw(t, "CONNECT "+up.Addr+" HTTP/1.1\r\nHost: "+up.Addr+"\r\nAuthorization: "+good+"\r\n\r\n"+
+		rawGet("/debug/pprof/", good), 5*time.Second)
 	if len(rs) != 1 || rs[0].Status != 405 || rs[0].Header.Get("Allow") != "GET, HEAD" || rs[0].Body != "method not allowed\n" {
 		t.Errorf("CONNECT then GET /debug/pprof/: %+v", rs)
 	}
-	atkOne(t, "CONNECT to an outside port", p.atkRaw(t, "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nConnection: close\r\n\r\n", 5*time.Second),
+	one(t, "CONNECT to an outside port", p.raw(t, "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nConnection: close\r\n\r\n", 5*time.Second),
 		405, "method not allowed\n")
-	atkOne(t, "OPTIONS *", p.atkRaw(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second), 405, "method not allowed\n")
+	one(t, "OPTIONS *", p.raw(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second), 405, "method not allowed\n")
 	if uris := up.URIs(); len(uris) != 0 {
 		t.Errorf("upstream got %q", uris)
+	}
+	if r := do(t, c, "HEAD", p.URL+"/metrics", authHeader(defaultUser, defaultPassword)); r.Status != 200 || r.Body != "" {
+		t.Errorf("HEAD /metrics: %d, body %q; want 200 without a body", r.Status, r.Body)
 	}
 }
 
 // Request targets that are not a plain origin-form path are refused with 400
-// before authentication, and nothing reaches the upstream.
+// before authentication, and nothing reaches the upstream; paths off the
+// default allowlist (only /metrics) are 401 without credentials and 404
+// with them, and the same raw request for /metrics is served.
 func TestAttackRequestsTargets(t *testing.T) {
 	t.Parallel()
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--web.allowed-path=/metrics"}})
-	good := atkBasic(atkUser, atkPassword)
+	p, up := startWithUpstream(t, nil, proxyOptions{})
+	good := basic(defaultUser, defaultPassword)
 	const bad, goBad = "bad request\n", "400 Bad Request"
 	cases := []struct{ target, body string }{
 		// absolute-form and other non-origin forms
@@ -120,37 +103,41 @@ func TestAttackRequestsTargets(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, auth := range []string{"", good} {
-			atkOne(t, fmt.Sprintf("GET %q (auth %v)", tc.target, auth != ""), p.atkRaw(t, atkRawGet(tc.target, auth), 5*time.Second), 400, tc.body)
+			one(t, fmt.Sprintf("GET %q (auth %v)", tc.target, auth != ""), p.raw(t, rawGet(tc.target, auth), 5*time.Second), 400, tc.body)
 		}
 	}
 	// Clean paths off the allowlist: 401 without credentials (nothing learnt
 	// about which paths exist), 404 with them.
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/metrics/", "/METRICS", "/metrics.txt", "/", "/proxy/metrics/", "/nope"} {
-		atkOne(t, "anonymous "+path, p.atkRaw(t, atkRawGet(path, ""), 5*time.Second), 401, "Unauthorized\n")
-		atkOne(t, "authenticated "+path, p.atkRaw(t, atkRawGet(path, good), 5*time.Second), 404, "not found\n")
+		one(t, "anonymous "+path, p.raw(t, rawGet(path, ""), 5*time.Second), 401, "Unauthorized\n")
+		one(t, "authenticated "+path, p.raw(t, rawGet(path, good), 5*time.Second), 404, "not found\n")
 	}
 	if uris := up.URIs(); len(uris) != 0 {
 		t.Errorf("upstream got %q", uris)
 	}
+	// The control: the same raw request for /metrics is served.
+	one(t, "GET /metrics", p.raw(t, rawGet("/metrics", good), 5*time.Second), 200, upBody)
 }
 
 // A query on /metrics reaches the upstream byte for byte; only the
 // allowlisted request headers go with it, never credentials, cookies or
 // forwarding headers; a query Go cannot parse is dropped, never passed on.
+// On the way back the content type and encoding are relayed, the
+// upstream's other headers (Set-Cookie, internal addresses) are not.
 func TestAttackRequestsQueryAndHeadersUpstream(t *testing.T) {
 	t.Parallel()
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	good := atkBasic(atkUser, atkPassword)
+	up := startUpstream(t, gzipUpstream)
+	p := startProxy(t, proxyOptions{Upstream: up.URL})
+	good := basic(defaultUser, defaultPassword)
 	const query = "match[]=up&x=%2F..%2Fdebug%2Fpprof%2F&empty=&dup=1&dup=2&q=%25252e&plus=a+b"
 	raw := "GET /metrics?" + query + " HTTP/1.1\r\nHost: metrics.example\r\nAuthorization: " + good + "\r\n" +
 		"Accept: text/plain;version=0.0.4\r\nAccept-Encoding: gzip\r\nUser-Agent: atk/1\r\nX-Prometheus-Scrape-Timeout-Seconds: 5\r\n" +
 		"Cookie: session=atk-cookie\r\nProxy-Authorization: " + good + "\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Host: evil.example\r\n" +
 		"Forwarded: for=203.0.113.9\r\nX-Real-Ip: 203.0.113.9\r\nConnection: keep-alive, X-Hop\r\nX-Hop: hop\r\nTe: trailers\r\n" +
 		"Upgrade: websocket\r\nX-Atk-Other: 1\r\n\r\n" +
-		atkRawGet("/metrics?a=1;b=2", good)
-	rs := p.atkRaw(t, raw, 5*time.Second)
-	if len(rs) != 2 || rs[0].Status != 200 || rs[0].Body != "atk_up 1\n" || rs[1].Status != 200 {
+		rawGet("/metrics?a=1;b=2", good)
+	rs := p.raw(t, raw, 5*time.Second)
+	if len(rs) != 2 || rs[0].Status != 200 || gunzip(t, rs[0].Body) != upBody || rs[1].Status != 200 || rs[1].Body != upBody {
 		t.Fatalf("responses: %+v", rs)
 	}
 	got := up.Requests()
@@ -176,6 +163,81 @@ func TestAttackRequestsQueryAndHeadersUpstream(t *testing.T) {
 	if got[1].RequestURI != "/metrics" {
 		t.Errorf("query with ';' reached the upstream as %q", got[1].RequestURI)
 	}
+
+	// A scrape as Prometheus sends it, through net/http.
+	hdr := authHeader(defaultUser, defaultPassword)
+	for k, v := range map[string]string{
+		"Cookie":                              "session=let-me-in",
+		"Accept":                              "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+		"Accept-Encoding":                     "gzip",
+		"X-Prometheus-Scrape-Timeout-Seconds": "9",
+		"X-Forwarded-For":                     "192.0.2.1",
+	} {
+		hdr[k] = v
+	}
+	resp := do(t, p.client(""), "GET", p.URL+"/metrics?x=1", hdr)
+	if resp.Status != 200 {
+		t.Fatalf("status %d", resp.Status)
+	}
+	if got := resp.Header.Get("Content-Type"); got != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("Content-Type %q", got)
+	}
+	if got := resp.Header.Get("Content-Encoding"); got != "gzip" {
+		t.Errorf("Content-Encoding %q, want gzip", got)
+	}
+	if plain := gunzip(t, resp.Body); plain != upBody {
+		t.Errorf("body %q", plain)
+	}
+	for _, h := range []string{"Set-Cookie", "X-Upstream-Internal"} {
+		if v := resp.Header.Get(h); v != "" {
+			t.Errorf("upstream header %s relayed: %q", h, v)
+		}
+	}
+	got = up.Requests()
+	if len(got) != 3 || got[2].Method != "GET" || got[2].RequestURI != "/metrics?x=1" {
+		t.Fatalf("upstream saw %+v, want a third request, GET /metrics?x=1", got)
+	}
+	for _, k := range []string{"Authorization", "Cookie", "X-Forwarded-For", "Forwarded"} {
+		if v, ok := got[2].Header[k]; ok {
+			t.Errorf("%s reached the upstream: %q", k, v)
+		}
+	}
+	for _, k := range []string{"Accept", "Accept-Encoding", "X-Prometheus-Scrape-Timeout-Seconds"} {
+		if v := got[2].Header.Get(k); v != hdr[k] {
+			t.Errorf("upstream got %s %q, want %q", k, v, hdr[k])
+		}
+	}
+}
+
+// gzipUpstream answers upBody, gzipped when the request accepts it, with
+// headers the proxy must not relay.
+func gzipUpstream(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	w.Header().Set("Set-Cookie", "upstream-session=secret")
+	w.Header().Set("X-Upstream-Internal", "127.0.0.1:9252")
+	if !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		io.WriteString(w, upBody)
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	zw := gzip.NewWriter(w)
+	io.WriteString(zw, upBody)
+	zw.Close()
+}
+
+// gunzip is the gzip body b uncompressed.
+func gunzip(t *testing.T, b string) string {
+	t.Helper()
+	zr, err := gzip.NewReader(strings.NewReader(b))
+	if err != nil {
+		t.Errorf("body is not gzip: %v", err)
+		return b
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil {
+		t.Errorf("gzip body: %v", err)
+	}
+	return string(plain)
 }
 
 // Header blocks over --web.max-header-bytes are 431, a single huge header or
@@ -183,27 +245,26 @@ func TestAttackRequestsQueryAndHeadersUpstream(t *testing.T) {
 // none of them reaches the upstream.
 func TestAttackRequestsLargeHeaders(t *testing.T) {
 	t.Parallel()
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	good := atkBasic(atkUser, atkPassword)
+	p, up := startWithUpstream(t, nil, proxyOptions{})
+	good := basic(defaultUser, defaultPassword)
 	const tooLarge = "431 Request Header Fields Too Large"
 
 	big := "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + good + "\r\nX-Big: " + strings.Repeat("a", 20<<10) + "\r\n\r\n"
-	atkOne(t, "one 20 KiB header", p.atkRaw(t, big, 5*time.Second), 431, tooLarge)
+	one(t, "one 20 KiB header", p.raw(t, big, 5*time.Second), 431, tooLarge)
 
 	var many strings.Builder
 	many.WriteString("GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + good + "\r\n")
 	for i := range 2000 {
 		fmt.Fprintf(&many, "X-Atk-%d: v\r\n", i)
 	}
-	atkOne(t, "2000 headers", p.atkRaw(t, many.String()+"\r\n", 5*time.Second), 431, tooLarge)
+	one(t, "2000 headers", p.raw(t, many.String()+"\r\n", 5*time.Second), 431, tooLarge)
 
-	hdr := map[string]string{"Authorization": good}
+	hdr := authHeader(defaultUser, defaultPassword)
 	for i := range 300 {
 		hdr[fmt.Sprintf("X-Atk-%d", i)] = "v"
 	}
-	r := atkDo(t, p.atkClient(""), "GET", p.URL+"/metrics", hdr)
-	if r.Status != 200 || r.Body != "atk_up 1\n" {
+	r := do(t, p.client(""), "GET", p.URL+"/metrics", hdr)
+	if r.Status != 200 || r.Body != upBody {
 		t.Fatalf("300 small headers: %d %q", r.Status, r.Body)
 	}
 	reqs := up.Requests()
@@ -217,27 +278,23 @@ func TestAttackRequestsLargeHeaders(t *testing.T) {
 	}
 	// The 431s were answered by net/http before the handler: the proxy
 	// counted only the scrape it served and this /proxy/metrics request.
-	m := p.atkSelfMetrics(t, p.atkClient(""))
-	for series, want := range map[string]float64{
-		`metrics_proxy_requests_total{outcome="ok"}`:           2,
-		`metrics_proxy_requests_total{outcome="unauthorized"}`: 0,
-		`metrics_proxy_requests_total{outcome="bad_request"}`:  0,
-	} {
-		if got := atkMetric(m, series); got != want {
-			t.Errorf("%s = %v, want %v", series, got, want)
-		}
-	}
+	m := p.selfMetrics(t, p.client(""))
+	expectMetrics(t, m, map[string]float64{
+		outcome("ok"):           2,
+		outcome("unauthorized"): 0,
+		outcome("bad_request"):  0,
+	})
 }
 
-// HTTP/2 gets the same rules as HTTP/1.1.
+// HTTP/2 gets the same rules as HTTP/1.1, and http2: false in the web config
+// turns it off.
 func TestAttackRequestsHTTP2(t *testing.T) {
 	t.Parallel()
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	h2 := p.atkH2Client("")
-	good := atkBasic(atkUser, atkPassword)
+	p, up := startWithUpstream(t, nil, proxyOptions{})
+	h2 := p.h2Client("")
+	good := basic(defaultUser, defaultPassword)
 
-	get := func(path, method string, hdr map[string]string) atkResult {
+	get := func(path, method string, hdr map[string]string) result {
 		t.Helper()
 		req, err := http.NewRequest(method, p.URL+"/", nil)
 		if err != nil {
@@ -249,26 +306,23 @@ func TestAttackRequestsHTTP2(t *testing.T) {
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
-		resp, err := h2.Do(req)
+		r, err := send(h2, req)
 		if err != nil {
 			t.Fatalf("h2 %s %s: %v", method, path, err)
 		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		if resp.ProtoMajor != 2 {
-			t.Fatalf("h2 %s %s: answered over %s", method, path, resp.Proto)
+		if r.Proto != 2 {
+			t.Fatalf("h2 %s %s: answered over HTTP/%d", method, path, r.Proto)
 		}
-		return atkResult{Status: resp.StatusCode, Proto: resp.ProtoMajor, Header: resp.Header, Body: b.String()}
+		return r
 	}
-	auth := map[string]string{"Authorization": good}
-	if r := get("/metrics", "GET", auth); r.Status != 200 || r.Body != "atk_up 1\n" {
+	auth := authHeader(defaultUser, defaultPassword)
+	if r := get("/metrics", "GET", auth); r.Status != 200 || r.Body != upBody {
 		t.Errorf("h2 scrape: %d %q", r.Status, r.Body)
 	}
-	if r := get("/metrics", "GET", nil); r.Status != 401 || r.Header.Get("WWW-Authenticate") != atkChallenge {
+	if r := get("/metrics", "GET", nil); r.Status != 401 || r.Header.Get("WWW-Authenticate") != challenge {
 		t.Errorf("h2 anonymous: %d %q", r.Status, r.Header.Get("WWW-Authenticate"))
 	}
-	if r := get("/metrics", "GET", map[string]string{"Authorization": atkBasic(atkUser, "wrong")}); r.Status != 401 {
+	if r := get("/metrics", "GET", authHeader(defaultUser, "wrong")); r.Status != 401 {
 		t.Errorf("h2 wrong password: %d", r.Status)
 	}
 	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"} {
@@ -298,39 +352,34 @@ func TestAttackRequestsHTTP2(t *testing.T) {
 	for i := range many {
 		many[i] = [2]string{"x-atk", strings.Repeat("v", 64)}
 	}
-	if got := atkH2RawHeaders(t, p, "/metrics", good, many); got != ":status 431" {
+	if got := h2RawHeaders(t, p, "/metrics", good, many); got != ":status 431" {
 		t.Errorf("h2 400 headers of 64 bytes: %s, want :status 431", got)
 	}
-	if got := atkH2RawHeaders(t, p, "/metrics", good, [][2]string{{"x-big", strings.Repeat("a", 20<<10)}}); got != "GOAWAY COMPRESSION_ERROR" {
+	if got := h2RawHeaders(t, p, "/metrics", good, [][2]string{{"x-big", strings.Repeat("a", 20<<10)}}); got != "GOAWAY COMPRESSION_ERROR" {
 		t.Errorf("h2 one 20 KiB header: %s, want GOAWAY COMPRESSION_ERROR", got)
 	}
 	if uris := up.URIs(); !slices.Equal(uris, []string{"/metrics", "/metrics?match[]=up&x=%2F..%2F"}) {
 		t.Errorf("upstream got %q", uris)
 	}
+
+	// http2: false in the web config: a client that would take HTTP/2 gets
+	// HTTP/1.1.
+	p1 := startProxy(t, proxyOptions{Upstream: up.URL, Web: func(k *pki) string {
+		return tlsBlock(k) + "http_server_config:\n  http2: false\n" + usersBlock(defaultUser, defaultHash(t))
+	}})
+	h1 := p1.client("")
+	h1.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	if r := p1.get(t, h1, "/metrics"); r.Status != 200 || r.Proto != 1 {
+		t.Errorf("http2: false: %d over HTTP/%d, want 200 over HTTP/1.1", r.Status, r.Proto)
+	}
 }
 
-// atkH2RawHeaders opens an h2 connection, sends one GET with the extra
+// h2RawHeaders opens an h2 connection, sends one GET with the extra
 // headers, and says how the server answered: ":status N", "GOAWAY CODE",
 // "RST_STREAM CODE" or "closed".
-func atkH2RawHeaders(t *testing.T, p *atkProxy, path, auth string, extra [][2]string) string {
+func h2RawHeaders(t *testing.T, p *proxy, path, auth string, extra [][2]string) string {
 	t.Helper()
-	c, err := tls.DialWithDialer(atkDialerFrom(""), "tcp", p.Addr, &tls.Config{RootCAs: p.PKI.Pool, NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if c.ConnectionState().NegotiatedProtocol != "h2" {
-		t.Fatalf("ALPN gave %q", c.ConnectionState().NegotiatedProtocol)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
+	_, fr := p.h2Conn(t)
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	fields := append([][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", p.Addr}, {":path", path}, {"authorization", auth}}, extra...)
@@ -377,29 +426,28 @@ func atkH2RawHeaders(t *testing.T, p *atkProxy, path, auth string, extra [][2]st
 // error status, and a request hidden in a body never reaches the upstream.
 func TestAttackRequestsSmuggling(t *testing.T) {
 	t.Parallel()
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	good := atkBasic(atkUser, atkPassword)
+	p, up := startWithUpstream(t, nil, proxyOptions{})
+	good := basic(defaultUser, defaultPassword)
 	head := "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + good + "\r\n"
 	hidden := "GET /metrics?smuggled=1 HTTP/1.1\r\nHost: x\r\nAuthorization: " + good + "\r\nConnection: close\r\n\r\n"
 
 	// Two different Content-Lengths: net/http's own 400, connection closed.
-	atkOne(t, "two Content-Lengths", p.atkRaw(t, head+"Content-Length: 0\r\nContent-Length: "+fmt.Sprint(len(hidden))+"\r\n\r\n"+hidden, 3*time.Second),
+	one(t, "two Content-Lengths", p.raw(t, head+"Content-Length: 0\r\nContent-Length: "+fmt.Sprint(len(hidden))+"\r\n\r\n"+hidden, 3*time.Second),
 		400, "400 Bad Request")
 	// Transfer-Encodings other than a single "chunked": 501, closed.
 	for _, te := range []string{"Transfer-Encoding: chunked, identity\r\n", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "Transfer-Encoding: xchunked\r\n"} {
-		atkOne(t, te, p.atkRaw(t, head+te+"\r\n0\r\n\r\n"+hidden, 3*time.Second), 501, "Unsupported transfer encoding")
+		one(t, te, p.raw(t, head+te+"\r\n0\r\n\r\n"+hidden, 3*time.Second), 501, "Unsupported transfer encoding")
 	}
 	// A space before the colon (read as Transfer-Encoding by some parsers).
-	atkOne(t, "Transfer-Encoding with a space before the colon", p.atkRaw(t, head+"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"+hidden, 3*time.Second),
+	one(t, "Transfer-Encoding with a space before the colon", p.raw(t, head+"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"+hidden, 3*time.Second),
 		400, "400 Bad Request: invalid header name")
 	// A signed Content-Length.
-	atkOne(t, "Content-Length: +N", p.atkRaw(t, head+"Content-Length: +"+fmt.Sprint(len(hidden))+"\r\n\r\n"+hidden, 3*time.Second),
+	one(t, "Content-Length: +N", p.raw(t, head+"Content-Length: +"+fmt.Sprint(len(hidden))+"\r\n\r\n"+hidden, 3*time.Second),
 		400, "400 Bad Request")
 	// A GET with a Content-Length body that holds a request: a GET has no
 	// body, so it is refused and the connection closed; the hidden request
 	// never runs.
-	atkOne(t, "request hidden in a Content-Length body", p.atkRaw(t, head+"Content-Length: "+fmt.Sprint(len(hidden))+"\r\n\r\n"+hidden, 3*time.Second),
+	one(t, "request hidden in a Content-Length body", p.raw(t, head+"Content-Length: "+fmt.Sprint(len(hidden))+"\r\n\r\n"+hidden, 3*time.Second),
 		400, "bad request\n")
 	if uris := up.URIs(); len(uris) != 0 {
 		t.Errorf("upstream got %q, want nothing", uris)
@@ -413,13 +461,67 @@ func TestAttackRequestsSmuggling(t *testing.T) {
 		"Content-Length: " + fmt.Sprint(5+len(hidden)) + "\r\nTransfer-Encoding: chunked\r\n",
 		"Transfer-Encoding: chunked\r\nContent-Length: " + fmt.Sprint(5+len(hidden)) + "\r\n",
 	} {
-		atkOne(t, "Content-Length with Transfer-Encoding ("+strings.SplitN(order, ":", 2)[0]+" first)",
-			p.atkRaw(t, head+order+"\r\n0\r\n\r\n"+hidden, 3*time.Second), 400, "bad request\n")
+		one(t, "Content-Length with Transfer-Encoding ("+strings.SplitN(order, ":", 2)[0]+" first)",
+			p.raw(t, head+order+"\r\n0\r\n\r\n"+hidden, 3*time.Second), 400, "bad request\n")
 	}
 	for _, u := range up.URIs() {
 		if strings.Contains(u, "smuggled") {
 			t.Errorf("the request hidden after a CL+TE body reached the upstream: %q", up.URIs())
 			break
 		}
+	}
+}
+
+// The proxy's own metrics are behind authentication, never forwarded, and
+// count every request exactly once under its outcome, before it is served.
+func TestAttackRequestsOwnMetrics(t *testing.T) {
+	t.Parallel()
+	p, up := startWithUpstream(t, nil, proxyOptions{})
+	c := p.client("")
+
+	r := p.getAs(t, c, "/proxy/metrics", "", "") // 1: unauthorized
+	if r.Status != 401 || r.Header.Get("WWW-Authenticate") != challenge {
+		t.Fatalf("/proxy/metrics anonymous: %d, want 401", r.Status)
+	}
+	for range 2 { // 2, 3: ok (bcrypt, then cached)
+		if r := p.get(t, c, "/metrics"); r.Status != 200 || r.Body != upBody {
+			t.Fatalf("/metrics: %d %q", r.Status, r.Body)
+		}
+	}
+	if r := p.getAs(t, c, "/metrics", defaultUser, "wrong"); r.Status != 401 { // 4: unauthorized (bcrypt)
+		t.Fatalf("wrong password: %d", r.Status)
+	}
+	if r := do(t, c, "POST", p.URL+"/metrics", authHeader(defaultUser, defaultPassword)); r.Status != 405 { // 5: method_not_allowed
+		t.Fatalf("POST: %d", r.Status)
+	}
+	if r := p.get(t, c, "/debug/pprof/"); r.Status != 404 { // 6: forbidden_path (cached)
+		t.Fatalf("/debug/pprof/: %d", r.Status)
+	}
+	one(t, "//metrics", p.raw(t, rawGet("//metrics", ""), 5*time.Second), 400, "bad request\n") // 7: bad_request, before auth
+	// 8: ok (cached), counted before it is served.
+	m, mfs := scrape(t, c, p.URL+"/proxy/metrics", authHeader(defaultUser, defaultPassword))
+
+	want := map[string]float64{
+		"metrics_proxy_auth_bcrypt_checks_total":                2,
+		"metrics_proxy_upstream_request_duration_seconds_count": 2,
+		"metrics_proxy_tls_handshake_errors_total":              0,
+		"metrics_proxy_config_last_reload_successful":           1,
+		"metrics_proxy_auth_clients_in_backoff":                 0,
+	}
+	for o, n := range map[string]float64{
+		"ok": 3, "unauthorized": 2, "method_not_allowed": 1, "forbidden_path": 1, "bad_request": 1,
+		"throttled": 0, "busy": 0, "upstream_error": 0, "upstream_timeout": 0, "response_too_large": 0,
+	} {
+		want[outcome(o)] = n
+	}
+	for o, n := range map[string]float64{"ok": 1, "ok_cached": 3, "unauthorized": 2, "throttled": 0, "busy": 0} {
+		want[authOutcome(o)] = n
+	}
+	expectMetrics(t, m, want)
+	if mf := mfs["metrics_proxy_build_info"]; mf == nil || len(mf.GetMetric()) != 1 || mf.GetMetric()[0].GetGauge().GetValue() != 1 {
+		t.Errorf("metrics_proxy_build_info: %v, want one series of value 1", mf)
+	}
+	if uris := up.URIs(); !slices.Equal(uris, []string{"/metrics", "/metrics"}) {
+		t.Errorf("upstream saw %q, want the 2 allowed scrapes", uris)
 	}
 }

@@ -1,8 +1,7 @@
 package e2e
 
 import (
-	"bufio"
-	"io"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -11,28 +10,9 @@ import (
 )
 
 const (
-	atkMisdirected = "misdirected request: this server answers only requests for localhost or a loopback address\n"
-	atkSecondsCap  = "seconds must be a whole number from 1 to 30\n"
+	misdirected = "misdirected request: this server answers only requests for localhost or a loopback address\n"
+	secondsCap  = "seconds must be a whole number from 1 to 30\n"
 )
-
-// atkPlainRaw sends raw bytes to a plain-HTTP server and reads one response.
-func atkPlainRaw(t *testing.T, addr, raw string) (int, string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, raw)
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("%q: %v", raw, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // The runner's server answers 421 to any Host that is not a loopback name or
 // literal, on every path and for every method, before anything else (DNS
@@ -51,8 +31,8 @@ func TestAttackRunnerHostGuard(t *testing.T) {
 	for _, host := range foreign {
 		for _, path := range paths {
 			for _, m := range methods {
-				r := atkDo(t, c, m, base+path, map[string]string{"Host": host})
-				wantBody := atkMisdirected
+				r := do(t, c, m, base+path, map[string]string{"Host": host})
+				wantBody := misdirected
 				if m == "HEAD" {
 					wantBody = ""
 				}
@@ -67,19 +47,22 @@ func TestAttackRunnerHostGuard(t *testing.T) {
 		"GET /metrics HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
 		"GET /debug/pprof/ HTTP/1.0\r\n\r\n",
 	} {
-		if st, body := atkPlainRaw(t, addr, raw); st != 421 || body != atkMisdirected {
-			t.Errorf("%q: %d %q", raw, st, body)
+		conn, err := dialerFrom("").Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
 		}
+		one(t, fmt.Sprintf("%q", raw), exchange(t, conn, raw, 10*time.Second), 421, misdirected)
+		conn.Close()
 	}
 	// Loopback names and literals in any spelling are served.
 	for _, host := range []string{"localhost", "LOCALHOST:" + port, "localhost.", "127.0.0.1", "127.0.0.1:" + port, "127.0.0.2", "[::1]:" + port, "[::ffff:127.0.0.1]"} {
-		if r := atkDo(t, c, "GET", base+"/metrics", map[string]string{"Host": host}); r.Status != 200 || !strings.Contains(r.Body, "ci_runner_builds{") {
+		if r := do(t, c, "GET", base+"/metrics", map[string]string{"Host": host}); r.Status != 200 || !strings.Contains(r.Body, "ci_runner_builds{") {
 			t.Errorf("Host %q: %d", host, r.Status)
 		}
 	}
 	// With a good Host, methods other than GET and HEAD are 405.
 	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"} {
-		r := atkDo(t, c, m, base+"/metrics", nil)
+		r := do(t, c, m, base+"/metrics", nil)
 		if r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" || r.Body != "method not allowed: use GET or HEAD\n" {
 			t.Errorf("%s with a loopback Host: %d %q %q", m, r.Status, r.Header.Get("Allow"), r.Body)
 		}
@@ -108,29 +91,36 @@ func TestAttackRunnerPprofSecondsCap(t *testing.T) {
 		"/debug/pprof/allocs?seconds=600",
 		"/debug/pprof/goroutine?seconds=600",
 	} {
-		r := atkDo(t, c, "GET", "http://"+addr+q, nil)
-		if r.Status != 400 || r.Body != atkSecondsCap {
+		r := do(t, c, "GET", "http://"+addr+q, nil)
+		if r.Status != 400 || r.Body != secondsCap {
 			t.Errorf("%s: %d %q", q, r.Status, r.Body)
 		}
 	}
 }
 
-// The cap holds through the proxy when pprof is allowed there: the query is
-// forwarded unchanged and the runner's 400 comes back.
+// pprof allowed on purpose through the proxy (--web.allowed-path) is
+// served, alongside /metrics, and the runner's cap holds through it: the
+// query is forwarded unchanged and the runner's 400 comes back. A foreign
+// Host sent to the proxy never reaches the runner.
 func TestAttackRunnerPprofCapThroughProxy(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, stackOptions{ProxyArgs: []string{"--web.allowed-path=/metrics", "--web.allowed-path=/debug/pprof/"}})
-	c := s.client()
+	s := startStack(t, proxyOptions{Args: []string{"--web.allowed-path=/metrics", "--web.allowed-path=/debug/pprof/"}})
+	c := s.client("")
+	if r := s.get(t, c, "/debug/pprof/"); r.Status != 200 || !strings.Contains(r.Body, "goroutine") {
+		t.Fatalf("/debug/pprof/: %d %.200q", r.Status, r.Body)
+	}
+	if r := s.get(t, c, "/metrics"); r.Status != 200 {
+		t.Fatalf("/metrics: %d", r.Status)
+	}
 	for _, path := range []string{"/debug/pprof/profile?seconds=600", "/debug/pprof/trace?seconds=600"} {
-		resp, body := s.get(t, c, path, s.User, s.Password)
-		if resp.StatusCode != 400 || body != atkSecondsCap {
-			t.Errorf("%s through the proxy: %d %q", path, resp.StatusCode, body)
+		if r := s.get(t, c, path); r.Status != 400 || r.Body != secondsCap {
+			t.Errorf("%s through the proxy: %d %q", path, r.Status, r.Body)
 		}
 	}
-	// A foreign Host sent to the proxy never reaches the runner: the proxy
-	// states the upstream's own Host.
-	code, body := httpGet(t, c, s.ProxyURL+"/metrics", map[string]string{"Host": "attacker.example", "Authorization": atkBasic(s.User, s.Password)})
-	if code != 200 || !strings.Contains(body, "ci_runner_builds{") {
-		t.Errorf("foreign Host through the proxy: %d", code)
+	// The proxy states the upstream's own Host.
+	hdr := authHeader(s.User, s.Password)
+	hdr["Host"] = "attacker.example"
+	if r := do(t, c, "GET", s.URL+"/metrics", hdr); r.Status != 200 || !strings.Contains(r.Body, "ci_runner_builds{") {
+		t.Errorf("foreign Host through the proxy: %d", r.Status)
 	}
 }

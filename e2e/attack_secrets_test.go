@@ -13,20 +13,20 @@ import (
 	"time"
 )
 
-// atkCapture collects everything a test saw, to search it for secrets.
-type atkCapture struct {
+// capture collects everything a test saw, to search it for secrets.
+type capture struct {
 	mu    sync.Mutex
 	parts []string
 }
 
-func (c *atkCapture) add(what, text string) {
+func (c *capture) add(what, text string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.parts = append(c.parts, "== "+what+"\n"+text)
 }
 
 // response records a whole response: status, every header, body.
-func (c *atkCapture) response(what string, r atkResult) {
+func (c *capture) response(what string, r result) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d\n", r.Status)
 	keys := make([]string, 0, len(r.Header))
@@ -51,8 +51,8 @@ func TestAttackSecretsNeverLeak(t *testing.T) {
 		password = "atk-Sekr1t-Passw0rd-XYZ"
 		token    = "glrt-SECRET-TOKEN-123"
 	)
-	hash := atkHashed(t, password, 10)
-	authValue := base64.StdEncoding.EncodeToString([]byte(atkUser + ":" + password))
+	hash := hashPassword(t, password, 10)
+	authValue := base64.StdEncoding.EncodeToString([]byte(defaultUser + ":" + password))
 	secrets := map[string]string{
 		"password":              password,
 		"bcrypt hash":           hash,
@@ -62,30 +62,30 @@ func TestAttackSecretsNeverLeak(t *testing.T) {
 		"Authorization value":   authValue,
 		"Authorization, padded": strings.TrimRight(authValue, "="),
 	}
-	var seen atkCapture
+	var seen capture
 
 	runnerCfg := "concurrent = 1\ncheck_interval = 3\n\n[[runners]]\n  name = \"atk\"\n  url = \"http://127.0.0.1:1/\"\n" +
 		"  token = \"" + token + "\"\n  executor = \"shell\"\n"
 	runner, runnerAddr := startRunner(t, runnerCfg, "--metrics-server", "127.0.0.1:0")
-	p := atkStartProxy(t, atkProxyOptions{
+	p := startProxy(t, proxyOptions{
 		Upstream: "http://" + runnerAddr,
 		Args:     []string{"--web.allowed-path=/metrics", "--web.allowed-path=/debug/pprof/"},
 		Web: func(k *pki) string {
-			return atkTLSHeader(k) + fmt.Sprintf("basic_auth_users:\n  %s: '%s'\n", atkUser, hash)
+			return tlsBlock(k) + usersBlock(defaultUser, hash)
 		},
 	})
 
 	// Logins, right and wrong, through every form of header.
-	c := p.atkClient("")
+	c := p.client("")
 	good := "Basic " + authValue
 	for _, path := range []string{"/metrics", "/proxy/metrics", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=1", "/debug/pprof/nope"} {
-		seen.response("GET "+path, atkDo(t, c, "GET", p.URL+path, map[string]string{"Authorization": good}))
+		seen.response("GET "+path, do(t, c, "GET", p.URL+path, map[string]string{"Authorization": good}))
 	}
-	seen.response("HEAD /metrics", atkDo(t, c, "HEAD", p.URL+"/metrics", map[string]string{"Authorization": good}))
+	seen.response("HEAD /metrics", do(t, c, "HEAD", p.URL+"/metrics", map[string]string{"Authorization": good}))
 	attempts := []map[string]string{
-		{"Authorization": atkBasic(atkUser, password+"x")},
-		{"Authorization": atkBasic("mallory", password)},
-		{"Authorization": atkBasic(atkUser, password+strings.Repeat("!", 80))},
+		{"Authorization": basic(defaultUser, password+"x")},
+		{"Authorization": basic("mallory", password)},
+		{"Authorization": basic(defaultUser, password+strings.Repeat("!", 80))},
 		{"Authorization": good + "="},
 		{"Authorization": authValue},
 		{"Authorization": "Bearer " + authValue},
@@ -95,54 +95,54 @@ func TestAttackSecretsNeverLeak(t *testing.T) {
 	}
 	for i, hdr := range attempts {
 		src := fmt.Sprintf("127.0.9.%d", i+1)
-		seen.response(fmt.Sprintf("attempt %d", i), atkDo(t, p.atkClient(src), "GET", p.URL+"/metrics", hdr))
-		seen.response(fmt.Sprintf("attempt %d, POST", i), atkDo(t, p.atkClient(src), "POST", p.URL+"/metrics", hdr))
-		seen.response(fmt.Sprintf("attempt %d, traversal", i), atkDo(t, p.atkClient(src), "GET", p.URL+"/metrics/%2e%2e/debug/pprof/", hdr))
+		seen.response(fmt.Sprintf("attempt %d", i), do(t, p.client(src), "GET", p.URL+"/metrics", hdr))
+		seen.response(fmt.Sprintf("attempt %d, POST", i), do(t, p.client(src), "POST", p.URL+"/metrics", hdr))
+		seen.response(fmt.Sprintf("attempt %d, traversal", i), do(t, p.client(src), "GET", p.URL+"/metrics/%2e%2e/debug/pprof/", hdr))
 	}
 	for i := range 6 { // into back-off: the sixth is a (delayed) 429
-		seen.response(fmt.Sprintf("throttled %d", i), atkDo(t, p.atkClient("127.0.9.1"), "GET", p.URL+"/metrics",
-			map[string]string{"Authorization": atkBasic(atkUser, fmt.Sprintf("%s-%d", password, i))}))
+		seen.response(fmt.Sprintf("throttled %d", i), do(t, p.client("127.0.9.1"), "GET", p.URL+"/metrics",
+			map[string]string{"Authorization": basic(defaultUser, fmt.Sprintf("%s-%d", password, i))}))
 	}
 	if throttled := strings.Join(seen.parts[len(seen.parts)-6:], ""); !strings.Contains(throttled, "\n429\n") || !strings.Contains(throttled, "\nRetry-After: ") {
 		t.Errorf("the guesses never reached back-off: %q", throttled)
 	}
-	raw := p.atkRaw(t, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "+good+"\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n", 2*time.Second)
+	raw := p.raw(t, "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: "+good+"\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n", 2*time.Second)
 	for _, r := range raw {
-		seen.response("raw two Content-Lengths", atkResult{Status: r.Status, Header: r.Header, Body: r.Body})
+		seen.response("raw two Content-Lengths", result{Status: r.Status, Header: r.Header, Body: r.Body})
 	}
 
 	// Broken reloads of the web config that carry the secrets in odd places.
 	for i, broken := range []string{
-		atkTLSHeader(p.PKI) + "basic_auth_users:\n  " + atkUser + ": '" + hash + "\n",
-		atkTLSHeader(p.PKI) + "basic_auth_users:\n  " + atkUser + ": '" + password + "'\n",
-		atkTLSHeader(p.PKI) + "basic_auth_users:\n  " + atkUser + ": '" + hash[:50] + "'\n",
-		atkTLSHeader(p.PKI) + "basic_auth_users:\n  '" + hash + "': '" + hash + "'\n  x:y: '" + hash + "'\n",
-		atkTLSHeader(p.PKI) + "http_server_config:\n  '" + hash + "': true\n  headers:\n    X-Token: '" + token + "'\n",
-		atkTLSHeader(p.PKI) + "basic_auth_users: '" + hash + "'\n",
-		atkTLSHeader(p.PKI) + "basic_auth_users:\n  " + atkUser + " " + password + "\n",
-		atkTLSHeader(p.PKI) + "basic_auth_users:\n  " + atkUser + ":\n    password: " + password + "\n",
+		tlsBlock(p.PKI) + "basic_auth_users:\n  " + defaultUser + ": '" + hash + "\n",
+		tlsBlock(p.PKI) + "basic_auth_users:\n  " + defaultUser + ": '" + password + "'\n",
+		tlsBlock(p.PKI) + "basic_auth_users:\n  " + defaultUser + ": '" + hash[:50] + "'\n",
+		tlsBlock(p.PKI) + "basic_auth_users:\n  '" + hash + "': '" + hash + "'\n  x:y: '" + hash + "'\n",
+		tlsBlock(p.PKI) + "http_server_config:\n  '" + hash + "': true\n  headers:\n    X-Token: '" + token + "'\n",
+		tlsBlock(p.PKI) + "basic_auth_users: '" + hash + "'\n",
+		tlsBlock(p.PKI) + "basic_auth_users:\n  " + defaultUser + " " + password + "\n",
+		tlsBlock(p.PKI) + "basic_auth_users:\n  " + defaultUser + ":\n    password: " + password + "\n",
 	} {
-		atkReplaceAtomically(t, p.WebConfig, broken)
-		p.atkWaitCount(t, atkReloadFailed, i+1)
-		for name, args := range map[string][]string{
-			"check-config": {"check-config", "--web.config.file", p.WebConfig},
-			"start":        {"--web.listen-address", "127.0.0.1:0", "--web.config.file", p.WebConfig, "--upstream.url", "http://" + runnerAddr},
+		replaceAtomically(t, p.WebConfig, broken)
+		p.waitCount(reloadFailed, i+1)
+		for _, args := range [][]string{
+			{"check-config", "--web.config.file", p.WebConfig},
+			{"--web.listen-address", "127.0.0.1:0", "--web.config.file", p.WebConfig, "--upstream.url", "http://" + runnerAddr},
 		} {
 			_, out := run(t, 15*time.Second, "metrics-proxy", args...)
-			seen.add(fmt.Sprintf("%s on broken file %d", name, i), out)
+			seen.add(fmt.Sprintf("metrics-proxy %s on broken file %d", args[0], i), out)
 		}
 	}
-	atkReplaceAtomically(t, p.WebConfig, atkTLSHeader(p.PKI)+fmt.Sprintf("basic_auth_users:\n  %s: '%s'\n", atkUser, hash))
-	p.atkWaitCount(t, atkReloaded, 1)
-	seen.response("GET /proxy/metrics after the reloads", atkDo(t, c, "GET", p.URL+"/proxy/metrics", map[string]string{"Authorization": good}))
+	replaceAtomically(t, p.WebConfig, tlsBlock(p.PKI)+usersBlock(defaultUser, hash))
+	p.waitCount(reloaded, 1)
+	seen.response("GET /proxy/metrics after the reloads", do(t, c, "GET", p.URL+"/proxy/metrics", map[string]string{"Authorization": good}))
 
 	// The runner: its own metrics and pprof, a broken reload, start-up
 	// failures with the token in its file.
 	for _, path := range []string{"/metrics", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=2", "/debug/pprof/"} {
-		seen.response("runner "+path, atkDo(t, http.DefaultClient, "GET", "http://"+runnerAddr+path, nil))
+		seen.response("runner "+path, do(t, http.DefaultClient, "GET", "http://"+runnerAddr+path, nil))
 	}
-	seen.response("runner foreign Host", atkDo(t, http.DefaultClient, "GET", "http://"+runnerAddr+"/metrics", map[string]string{"Host": "attacker.example"}))
-	cfgFile := atkRunnerConfigPath(t, runner)
+	seen.response("runner foreign Host", do(t, http.DefaultClient, "GET", "http://"+runnerAddr+"/metrics", map[string]string{"Host": "attacker.example"}))
+	cfgFile := runnerConfigPath(t, runner)
 	for i, broken := range []string{
 		runnerCfg + "  tokn = \"" + token + "\"\n  limit = \"" + token + "\"\n",
 		strings.Replace(runnerCfg, "executor = \"shell\"", "executor = \"docker\"", 1) + "  tokn = \"" + token + "\"\n",
@@ -151,11 +151,11 @@ func TestAttackSecretsNeverLeak(t *testing.T) {
 	} {
 		writeFile(t, cfgFile, broken)
 		runner.cmd.Process.Signal(syscall.SIGHUP)
-		atkWaitLogCount(t, runner, "reload refused", i+1)
+		runner.waitCount("reload refused", i+1)
 		_, out := run(t, 15*time.Second, "alloy-runner", "run", "--config", cfgFile, "--metrics-server", "127.0.0.1:0")
 		seen.add(fmt.Sprintf("alloy-runner start on broken file %d", i), out)
 	}
-	seen.response("runner /metrics after the reloads", atkDo(t, http.DefaultClient, "GET", "http://"+runnerAddr+"/metrics", nil))
+	seen.response("runner /metrics after the reloads", do(t, http.DefaultClient, "GET", "http://"+runnerAddr+"/metrics", nil))
 
 	// Stop both so that their shutdown lines are in the logs too.
 	for _, pr := range []*proc{p.proc, runner} {
@@ -179,8 +179,8 @@ func TestAttackSecretsNeverLeak(t *testing.T) {
 	}
 }
 
-// atkRunnerConfigPath is the --config file the runner was started with.
-func atkRunnerConfigPath(t *testing.T, p *proc) string {
+// runnerConfigPath is the --config file the runner was started with.
+func runnerConfigPath(t *testing.T, p *proc) string {
 	t.Helper()
 	for i, a := range p.cmd.Args {
 		if a == "--config" && i+1 < len(p.cmd.Args) {
@@ -189,16 +189,4 @@ func atkRunnerConfigPath(t *testing.T, p *proc) string {
 	}
 	t.Fatal("runner started without --config")
 	return ""
-}
-
-// atkWaitLogCount waits until p's log holds at least n occurrences of s.
-func atkWaitLogCount(t *testing.T, p *proc, s string, n int) {
-	t.Helper()
-	for range 1000 {
-		if p.countLog(s) >= n {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("fewer than %d log lines with %q:\n%s", n, s, p.Logs())
 }

@@ -4,8 +4,7 @@ package e2e
 // hogging the runner's few request slots, upstream failures and client
 // cancellations counted under their own outcomes, 1xx answers, hop-by-hop
 // headers named by the client, and the log volume a failing upstream can
-// make. Helpers are prefixed share; door helpers come from
-// attack_door_test.go.
+// make.
 
 import (
 	"bufio"
@@ -25,17 +24,12 @@ import (
 	"time"
 )
 
-// shareOutcome is the requests_total series of outcome.
-func shareOutcome(outcome string) string {
-	return fmt.Sprintf(`metrics_proxy_requests_total{outcome=%q}`, outcome)
-}
-
 // shareDelta returns, for each outcome, how much its counter grew from m0
 // to m1 (-1 if a series is missing from either).
 func shareDelta(m0, m1 string, outcomes ...string) map[string]float64 {
 	d := map[string]float64{}
 	for _, o := range outcomes {
-		a, b := atkMetric(m0, shareOutcome(o)), atkMetric(m1, shareOutcome(o))
+		a, b := metric(m0, outcome(o)), metric(m1, outcome(o))
 		if a < 0 || b < 0 {
 			d[o] = -1
 			continue
@@ -73,7 +67,7 @@ func shareCheckSafetyHeaders(t *testing.T, what string, h http.Header) {
 
 // shareCheckBusy checks the proxy's own 503 for a request that found no
 // upstream slot.
-func shareCheckBusy(t *testing.T, what string, r atkResult) {
+func shareCheckBusy(t *testing.T, what string, r result) {
 	t.Helper()
 	if r.Status != 503 || r.Body != "upstream busy\n" || r.Header.Get("Retry-After") != "1" {
 		t.Errorf("%s: %d %q Retry-After %q, want 503 \"upstream busy\\n\" Retry-After 1", what, r.Status, r.Body, r.Header.Get("Retry-After"))
@@ -94,7 +88,7 @@ func TestShareAuthenticatedHog(t *testing.T) {
 	const hogUser, hogPassword = "hog", "atk-hog password that is right"
 	var cur, peak, over atomic.Int32
 	slots := make(chan struct{}, upstreamSlots)
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
 		default:
@@ -113,21 +107,21 @@ func TestShareAuthenticatedHog(t *testing.T) {
 		cur.Add(-1)
 		<-slots
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		io.WriteString(w, "atk_up 1\n")
+		io.WriteString(w, upBody)
 	})
-	goodHash, hogHash := atkHashed(t, atkPassword, 10), atkHashed(t, hogPassword, 10)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{
+	goodHash, hogHash := hashPassword(t, defaultPassword, 10), hashPassword(t, hogPassword, 10)
+	p := startProxy(t, proxyOptions{Upstream: up.URL, Args: []string{
 		"--upstream.max-concurrent=8", "--upstream.max-queue=64", "--web.handshake-rate-per-source=1000"},
 		Web: func(k *pki) string {
-			return atkTLSHeader(k) + fmt.Sprintf("basic_auth_users:\n  %s: '%s'\n  %s: '%s'\n", atkUser, goodHash, hogUser, hogHash)
+			return tlsBlock(k) + usersBlock(defaultUser, goodHash, hogUser, hogHash)
 		}})
-	good := p.atkClient(doorGoodSrc)
-	if r := p.atkAuthGet(t, good, "/metrics"); r.Status != 200 {
+	good := p.client(goodSrc)
+	if r := p.get(t, good, "/metrics"); r.Status != 200 {
 		t.Fatalf("good client before the hog: %d", r.Status)
 	}
-	m0 := p.atkSelfMetrics(t, good)
+	m0 := p.selfMetrics(t, good)
 
-	hog := p.atkClient("127.0.0.1")
+	hog := p.client("127.0.0.1")
 	hog.Transport.(*http.Transport).MaxIdleConnsPerHost = 2 * hogInFlight
 	stop := make(chan struct{})
 	var (
@@ -149,14 +143,14 @@ func TestShareAuthenticatedHog(t *testing.T) {
 				if sent.Add(1) > hogCap {
 					return
 				}
-				r, err := atkTry(hog, "GET", p.URL+"/metrics", map[string]string{"Authorization": atkBasic(hogUser, hogPassword)})
+				r, err := try(hog, "GET", p.URL+"/metrics", map[string]string{"Authorization": basic(hogUser, hogPassword)})
 				switch {
 				case err != nil:
 					errs.Add(1)
 					mu.Lock()
 					wrong = append(wrong, err.Error())
 					mu.Unlock()
-				case r.Status == 200 && r.Body == "atk_up 1\n":
+				case r.Status == 200 && r.Body == upBody:
 					ok.Add(1)
 				case r.Status == 503 && r.Body == "upstream busy\n" && r.Header.Get("Retry-After") == "1":
 					busy.Add(1)
@@ -171,14 +165,14 @@ func TestShareAuthenticatedHog(t *testing.T) {
 			}
 		}()
 	}
-	scrapes := p.doorScraper(good, 100*time.Millisecond, 30, nil)()
+	scrapes := p.keepScraping(good, 100*time.Millisecond, 30, nil)()
 	close(stop)
 	wg.Wait()
 
 	if sent.Load() > hogCap {
 		t.Errorf("the hog reached its cap of %d requests before the good client's scrapes ended", hogCap)
 	}
-	doorCheckScrapes(t, "good client while the hog keeps 32 in flight", scrapes, 30)
+	scrapes.check(t, "good client while the hog keeps 32 in flight", 30)
 	if len(wrong) > 0 {
 		t.Errorf("%d hog requests got something other than 200 or the proxy's 503, e.g. %q", len(wrong), wrong[0])
 	}
@@ -188,14 +182,14 @@ func TestShareAuthenticatedHog(t *testing.T) {
 	if got := over.Load(); got != 0 {
 		t.Errorf("upstream answered 503 (over its %d slots) %d times, want 0", upstreamSlots, got)
 	}
-	m1 := p.atkSelfMetrics(t, good)
+	m1 := p.selfMetrics(t, good)
 	shareExpectDelta(t, m0, m1, map[string]float64{
 		"upstream_5xx":     0,
 		"upstream_busy":    float64(busy.Load()),
 		"upstream_error":   0,
 		"upstream_timeout": 0,
 		// The hog's and the good client's 200s, and the second metrics read.
-		"ok": float64(ok.Load()) + float64(len(scrapes)) + 1,
+		"ok": float64(ok.Load()) + float64(scrapes.n) + 1,
 	})
 	t.Logf("hog: %d answered 200, %d upstream busy, %d errors", ok.Load(), busy.Load(), errs.Load())
 }
@@ -210,7 +204,7 @@ func TestShareAuthenticatedHog(t *testing.T) {
 func TestShareUpstreamBusy(t *testing.T) {
 	// ?hold=K waits for release[K]; the map is not written after this.
 	release := map[string]chan struct{}{"1": make(chan struct{}), "2": make(chan struct{})}
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		if k := r.URL.Query().Get("hold"); k != "" {
 			select {
 			case <-release[k]:
@@ -219,15 +213,15 @@ func TestShareUpstreamBusy(t *testing.T) {
 			}
 		}
 		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "atk_up 1\n")
+		io.WriteString(w, upBody)
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--upstream.max-concurrent=1", "--upstream.max-queue=2"}})
-	meter := p.atkClient(doorGoodSrc)
-	m0 := p.atkSelfMetrics(t, meter)
-	auth := map[string]string{"Authorization": atkBasic(atkUser, atkPassword)}
+	p := startProxy(t, proxyOptions{Upstream: up.URL, Args: []string{"--upstream.max-concurrent=1", "--upstream.max-queue=2"}})
+	meter := p.client(goodSrc)
+	m0 := p.selfMetrics(t, meter)
+	auth := map[string]string{"Authorization": basic(defaultUser, defaultPassword)}
 	held := func(n int) {
 		t.Helper()
-		atkEventually(t, fmt.Sprintf("%d held requests upstream", n), func() bool {
+		eventually(t, fmt.Sprintf("%d held requests upstream", n), func() bool {
 			k := 0
 			for _, u := range up.URIs() {
 				if strings.Contains(u, "hold=") {
@@ -239,18 +233,18 @@ func TestShareUpstreamBusy(t *testing.T) {
 	}
 
 	// One request holds the only slot.
-	first := make(chan atkResult, 1)
-	go func() { r, _ := atkTry(p.atkClient(""), "GET", p.URL+"/metrics?hold=1", auth); first <- r }()
+	first := make(chan result, 1)
+	go func() { r, _ := try(p.client(""), "GET", p.URL+"/metrics?hold=1", auth); first <- r }()
 	held(1)
 	// Three more, from three sources (so no client's own share of the
 	// queue is what refuses them): two wait in the queue, one is refused at
 	// once.
-	answers := make(chan atkResult, 3)
+	answers := make(chan result, 3)
 	for _, src := range []string{"127.0.0.1", "127.0.0.3", "127.0.0.4"} {
 		go func() {
-			r, err := atkTry(p.atkClient(src), "GET", p.URL+"/metrics", auth)
+			r, err := try(p.client(src), "GET", p.URL+"/metrics", auth)
 			if err != nil {
-				r = atkResult{Body: err.Error()}
+				r = result{Body: err.Error()}
 			}
 			answers <- r
 		}()
@@ -267,7 +261,7 @@ func TestShareUpstreamBusy(t *testing.T) {
 	}
 	for range 2 {
 		r := <-answers
-		if r.Status != 200 || r.Body != "atk_up 1\n" {
+		if r.Status != 200 || r.Body != upBody {
 			t.Errorf("queued request: %d %q, want 200", r.Status, r.Body)
 		}
 	}
@@ -277,38 +271,38 @@ func TestShareUpstreamBusy(t *testing.T) {
 
 	// The slot held again; a request with a 0.5 s scrape timeout waits for
 	// it in vain.
-	up2done := make(chan atkResult, 1)
-	go func() { r, _ := atkTry(p.atkClient(""), "GET", p.URL+"/metrics?hold=2", auth); up2done <- r }()
+	up2done := make(chan result, 1)
+	go func() { r, _ := try(p.client(""), "GET", p.URL+"/metrics?hold=2", auth); up2done <- r }()
 	held(2)
-	r := atkDo(t, p.atkClient(""), "GET", p.URL+"/metrics", map[string]string{
-		"Authorization": atkBasic(atkUser, atkPassword), "X-Prometheus-Scrape-Timeout-Seconds": "0.5"})
+	r := do(t, p.client(""), "GET", p.URL+"/metrics", map[string]string{
+		"Authorization": basic(defaultUser, defaultPassword), "X-Prometheus-Scrape-Timeout-Seconds": "0.5"})
 	shareCheckBusy(t, "request whose deadline passed waiting for a slot", r)
 	close(release["2"])
 	if r := <-up2done; r.Status != 200 {
 		t.Errorf("second request that held the slot: %d %q", r.Status, r.Body)
 	}
 
-	m1 := p.atkSelfMetrics(t, meter)
+	m1 := p.selfMetrics(t, meter)
 	shareExpectDelta(t, m0, m1, map[string]float64{"upstream_busy": 2, "upstream_timeout": 0, "upstream_error": 0})
 }
 
 // An upstream 5xx is relayed (status and body) but is not a success: it is
 // counted as upstream_5xx, and ok does not grow for it.
 func TestShareUpstream5xxIsNotOK(t *testing.T) {
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusInternalServerError)
 		io.WriteString(w, "atk_fail 1\n")
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	c := p.atkClient(doorGoodSrc)
-	m0 := p.atkSelfMetrics(t, c)
-	r := p.atkAuthGet(t, p.atkClient(""), "/metrics")
+	p := startProxy(t, proxyOptions{Upstream: up.URL})
+	c := p.client(goodSrc)
+	m0 := p.selfMetrics(t, c)
+	r := p.get(t, p.client(""), "/metrics")
 	if r.Status != 500 || r.Body != "atk_fail 1\n" {
 		t.Errorf("upstream 500: client got %d %q, want it relayed", r.Status, r.Body)
 	}
 	shareCheckSafetyHeaders(t, "relayed 500", r.Header)
-	m1 := p.atkSelfMetrics(t, c)
+	m1 := p.selfMetrics(t, c)
 	// ok grows by one: the second /proxy/metrics read, not the 500.
 	shareExpectDelta(t, m0, m1, map[string]float64{"upstream_5xx": 1, "ok": 1, "upstream_error": 0})
 }
@@ -317,19 +311,19 @@ func TestShareUpstream5xxIsNotOK(t *testing.T) {
 // as client_canceled, not as an upstream failure: once over HTTP/1.1 (the
 // connection closed) and once over HTTP/2 (the stream reset).
 func TestShareClientResetIsItsOwnOutcome(t *testing.T) {
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-time.After(15 * time.Second):
 		}
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--upstream.timeout=10s"}})
-	meter := p.atkClient(doorGoodSrc)
-	m0 := p.atkSelfMetrics(t, meter)
-	for i, c := range []*http.Client{p.atkClient(""), p.atkH2Client("")} {
+	p := startProxy(t, proxyOptions{Upstream: up.URL, Args: []string{"--upstream.timeout=10s"}})
+	meter := p.client(goodSrc)
+	m0 := p.selfMetrics(t, meter)
+	for i, c := range []*http.Client{p.client(""), p.h2Client("")} {
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/metrics", nil)
-		req.SetBasicAuth(atkUser, atkPassword)
+		req.SetBasicAuth(defaultUser, defaultPassword)
 		done := make(chan error, 1)
 		go func() {
 			resp, err := c.Do(req)
@@ -338,14 +332,14 @@ func TestShareClientResetIsItsOwnOutcome(t *testing.T) {
 			}
 			done <- err
 		}()
-		atkEventually(t, "the request reached the upstream", func() bool { return len(up.Requests()) == i+1 })
+		eventually(t, "the request reached the upstream", func() bool { return len(up.Requests()) == i+1 })
 		cancel()
 		if err := <-done; err == nil {
 			t.Errorf("request %d: got an answer after canceling", i)
 		}
-		p.doorWaitMetric(t, meter, shareOutcome("client_canceled"), atkMetric(m0, shareOutcome("client_canceled"))+float64(i+1))
+		p.waitMetric(t, meter, outcome("client_canceled"), metric(m0, outcome("client_canceled"))+float64(i+1))
 	}
-	m1 := p.atkSelfMetrics(t, meter)
+	m1 := p.selfMetrics(t, meter)
 	shareExpectDelta(t, m0, m1, map[string]float64{"client_canceled": 2, "upstream_error": 0, "upstream_timeout": 0})
 }
 
@@ -354,7 +348,7 @@ func TestShareClientResetIsItsOwnOutcome(t *testing.T) {
 // (HTTP/1.1 and HTTP/2) no 1xx, and the final answer has neither header and
 // carries X-Content-Type-Options: nosniff and Cache-Control: no-store.
 func TestShareNo1xxRelayed(t *testing.T) {
-	addr := atkStartRawUpstream(t, func(c net.Conn) {
+	addr := startRawUpstream(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
 			if _, err := http.ReadRequest(br); err != nil {
@@ -362,14 +356,14 @@ func TestShareNo1xxRelayed(t *testing.T) {
 			}
 			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nSet-Cookie: runner=secret\r\nLocation: http://"+c.LocalAddr().String()+"/debug/pprof/\r\n"+
 				"Link: </debug/pprof/>; rel=preload\r\n\r\n"+
-				"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\natk_up 1\n")
+				"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"+rawBody)
 		}
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: "http://" + addr})
+	p := startProxy(t, proxyOptions{Upstream: "http://" + addr})
 	for _, h2 := range []bool{false, true} {
-		c := p.atkClient("")
+		c := p.client("")
 		if h2 {
-			c = p.atkH2Client("")
+			c = p.h2Client("")
 		}
 		var infos []string
 		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
@@ -379,7 +373,7 @@ func TestShareNo1xxRelayed(t *testing.T) {
 			},
 		})
 		req, _ := http.NewRequestWithContext(ctx, "GET", p.URL+"/metrics", nil)
-		req.SetBasicAuth(atkUser, atkPassword)
+		req.SetBasicAuth(defaultUser, defaultPassword)
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatalf("h2=%v: %v", h2, err)
@@ -389,7 +383,7 @@ func TestShareNo1xxRelayed(t *testing.T) {
 		if len(infos) != 0 {
 			t.Errorf("h2=%v: client got 1xx answers %q", h2, infos)
 		}
-		if resp.StatusCode != 200 || string(b) != "atk_up 1\n" || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
+		if resp.StatusCode != 200 || string(b) != upBody || resp.ProtoMajor != map[bool]int{false: 1, true: 2}[h2] {
 			t.Errorf("h2=%v: HTTP/%d %d %q", h2, resp.ProtoMajor, resp.StatusCode, b)
 		}
 		for _, h := range []string{"Set-Cookie", "Location", "Link"} {
@@ -405,16 +399,15 @@ func TestShareNo1xxRelayed(t *testing.T) {
 // request: with "Connection: User-Agent, X-Prometheus-Scrape-Timeout-Seconds"
 // neither of them is sent upstream, while Accept (not named) still is.
 func TestShareConnectionNamedHeadersDropped(t *testing.T) {
-	up := atkStartUpstream(t, nil)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL})
-	r := atkDo(t, p.atkClient(""), "GET", p.URL+"/metrics", map[string]string{
-		"Authorization":                       atkBasic(atkUser, atkPassword),
+	p, up := startWithUpstream(t, nil, proxyOptions{})
+	r := do(t, p.client(""), "GET", p.URL+"/metrics", map[string]string{
+		"Authorization":                       basic(defaultUser, defaultPassword),
 		"Connection":                          "User-Agent, X-Prometheus-Scrape-Timeout-Seconds",
 		"User-Agent":                          "x",
 		"X-Prometheus-Scrape-Timeout-Seconds": "5",
 		"Accept":                              "text/plain",
 	})
-	if r.Status != 200 || r.Body != "atk_up 1\n" {
+	if r.Status != 200 || r.Body != upBody {
 		t.Fatalf("scrape: %d %q", r.Status, r.Body)
 	}
 	reqs := up.Requests()
@@ -452,22 +445,22 @@ func shareLoudLines(s string) []string {
 // they take longer), and a later line reports how many were suppressed.
 func TestShareLogLinesRateLimited(t *testing.T) {
 	const n = 50
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-time.After(15 * time.Second):
 		}
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--web.handshake-rate-per-source=1000"}})
-	c := p.atkClient("")
-	if r := p.atkAuthGet(t, c, "/proxy/metrics"); r.Status != 200 {
+	p := startProxy(t, proxyOptions{Upstream: up.URL, Args: []string{"--web.handshake-rate-per-source=1000"}})
+	c := p.client("")
+	if r := p.get(t, c, "/proxy/metrics"); r.Status != 200 {
 		t.Fatalf("/proxy/metrics: %d", r.Status)
 	}
 	before := len(p.Logs())
 	start := time.Now()
-	hdr := map[string]string{"Authorization": atkBasic(atkUser, atkPassword), "X-Prometheus-Scrape-Timeout-Seconds": "1e-9"}
+	hdr := map[string]string{"Authorization": basic(defaultUser, defaultPassword), "X-Prometheus-Scrape-Timeout-Seconds": "1e-9"}
 	for i := range n {
-		r := atkDo(t, c, "GET", p.URL+"/metrics", hdr)
+		r := do(t, c, "GET", p.URL+"/metrics", hdr)
 		if r.Status != 504 || r.Body != "upstream timed out\n" {
 			t.Errorf("request %d: %d %q, want 504 \"upstream timed out\\n\"", i, r.Status, r.Body)
 		}
@@ -478,8 +471,8 @@ func TestShareLogLinesRateLimited(t *testing.T) {
 	if len(loud) > allowed {
 		t.Errorf("%d warn/error lines for %d failed requests in %v, want at most %d:\n%s", len(loud), n, took, allowed, strings.Join(loud, "\n"))
 	}
-	m := p.atkSelfMetrics(t, c)
-	if got := atkMetric(m, shareOutcome("upstream_timeout")); got != n {
+	m := p.selfMetrics(t, c)
+	if got := metric(m, outcome("upstream_timeout")); got != n {
 		t.Errorf("upstream_timeout = %v, want %d", got, n)
 	}
 	// The dropped lines are summed up in one line, soon after (the proxy

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -15,16 +16,35 @@ import (
 	"time"
 )
 
-// atkCheck5xx asserts a fixed 5xx answer that tells nothing about the inside.
-func atkCheck5xx(t *testing.T, what string, r atkResult, status int, body, upstreamAddr string) {
+// check5xx asserts a fixed 5xx answer that tells nothing about the inside.
+func check5xx(t *testing.T, what string, r result, status int, body, upstreamAddr string) {
 	t.Helper()
 	if r.Status != status || r.Body != body {
 		t.Errorf("%s: %d %q, want %d %q", what, r.Status, r.Body, status, body)
 	}
-	atkCheckNoLeak(t, what, r.Body, upstreamAddr)
+	checkNoLeak(t, what, r.Body, upstreamAddr)
 	for k, vs := range r.Header {
 		for _, v := range vs {
-			atkCheckNoLeak(t, what+" header "+k, v, upstreamAddr)
+			checkNoLeak(t, what+" header "+k, v, upstreamAddr)
+		}
+	}
+}
+
+// leakWords are what a 5xx body must never contain besides the upstream's
+// address: Go error text that would tell an attacker about the inside.
+var leakWords = []string{"127.0.0.1", "localhost", "dial", "refused", "EOF", "timeout", "tcp", "http://", "unix"}
+
+// checkNoLeak fails when body holds an internal address, the upstream's
+// port or Go error text.
+func checkNoLeak(t *testing.T, what, body, upstreamAddr string) {
+	t.Helper()
+	words := append([]string(nil), leakWords...)
+	if _, port, err := net.SplitHostPort(upstreamAddr); err == nil {
+		words = append(words, port)
+	}
+	for _, w := range words {
+		if strings.Contains(body, w) {
+			t.Errorf("%s: body %q contains %q", what, body, w)
 		}
 	}
 }
@@ -33,13 +53,13 @@ func atkCheck5xx(t *testing.T, what string, r atkResult, status int, body, upstr
 // the log only.
 func TestAttackUpstreamRefused(t *testing.T) {
 	t.Parallel()
-	closed := atkClosedAddr(t)
-	p := atkStartProxy(t, atkProxyOptions{Upstream: "http://" + closed})
-	c := p.atkClient("")
-	atkCheck5xx(t, "connection refused", p.atkAuthGet(t, c, "/metrics"), 502, "upstream unavailable\n", closed)
+	closed := freeAddr(t)
+	p := startProxy(t, proxyOptions{Upstream: "http://" + closed})
+	c := p.client("")
+	check5xx(t, "connection refused", p.get(t, c, "/metrics"), 502, "upstream unavailable\n", closed)
 	p.waitLog(`level=error .*msg="upstream request failed" outcome=upstream_error err=.*connection refused`)
-	if m := p.atkSelfMetrics(t, c); atkMetric(m, `metrics_proxy_requests_total{outcome="upstream_error"}`) != 1 {
-		t.Errorf("upstream_error = %v, want 1", atkMetric(m, `metrics_proxy_requests_total{outcome="upstream_error"}`))
+	if m := p.selfMetrics(t, c); metric(m, outcome("upstream_error")) != 1 {
+		t.Errorf("upstream_error = %v, want 1", metric(m, outcome("upstream_error")))
 	}
 }
 
@@ -49,7 +69,7 @@ func TestAttackUpstreamRefused(t *testing.T) {
 func TestAttackUpstreamSlow(t *testing.T) {
 	t.Parallel()
 	var canceled atomic.Int32
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		// However the handler ends, it counts the proxy canceling it.
 		defer func() {
 			select {
@@ -74,16 +94,19 @@ func TestAttackUpstreamSlow(t *testing.T) {
 			}
 		}
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--upstream.timeout=1s"}})
-	c := p.atkClient("")
-	good := atkBasic(atkUser, atkPassword)
-	atkCheck5xx(t, "slower than --upstream.timeout", p.atkAuthGet(t, c, "/metrics"), 504, "upstream timed out\n", up.Addr)
-	atkCheck5xx(t, "slower than the scrape timeout",
-		atkDo(t, c, "GET", p.URL+"/metrics", map[string]string{"Authorization": good, "X-Prometheus-Scrape-Timeout-Seconds": "0.2"}),
+	p := startProxy(t, proxyOptions{Upstream: up.URL, Args: []string{"--upstream.timeout=1s"}})
+	c := p.client("")
+	good := basic(defaultUser, defaultPassword)
+	check5xx(t, "slower than --upstream.timeout", p.get(t, c, "/metrics"), 504, "upstream timed out\n", up.Addr)
+	check5xx(t, "slower than the scrape timeout",
+		do(t, c, "GET", p.URL+"/metrics", map[string]string{"Authorization": good, "X-Prometheus-Scrape-Timeout-Seconds": "0.2"}),
 		504, "upstream timed out\n", up.Addr)
 	// Headers in time, body too slow: the client sees a failed body, never
 	// a clean short 200.
-	r := atkDo(t, c, "GET", p.URL+"/metrics?trickle=1", map[string]string{"Authorization": good})
+	r, err := try(c, "GET", p.URL+"/metrics?trickle=1", authHeader(defaultUser, defaultPassword))
+	if err != nil {
+		t.Fatalf("body slower than the timeout: %v", err)
+	}
 	if r.Status != 200 || r.ReadErr == nil || !errors.Is(r.ReadErr, io.ErrUnexpectedEOF) {
 		t.Errorf("body slower than the timeout: %d, read error %v after %d bytes", r.Status, r.ReadErr, len(r.Body))
 	}
@@ -91,23 +114,11 @@ func TestAttackUpstreamSlow(t *testing.T) {
 		t.Errorf("trickled body %q", r.Body)
 	}
 	p.waitLog(`msg="upstream request failed" outcome=upstream_timeout`)
-	m := p.atkSelfMetrics(t, c)
-	if got := atkMetric(m, `metrics_proxy_requests_total{outcome="upstream_timeout"}`); got != 3 {
+	m := p.selfMetrics(t, c)
+	if got := metric(m, outcome("upstream_timeout")); got != 3 {
 		t.Errorf("upstream_timeout = %v, want 3", got)
 	}
-	atkEventually(t, "upstream requests canceled", func() bool { return canceled.Load() == 3 })
-}
-
-// atkEventually polls cond for up to 10 s.
-func atkEventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Errorf("%s: not reached", what)
+	eventually(t, "upstream requests canceled", func() bool { return canceled.Load() == 3 })
 }
 
 // An upstream that dies in the middle of its body: the client's read fails
@@ -115,8 +126,8 @@ func atkEventually(t *testing.T, what string, cond func() bool) {
 func TestAttackUpstreamClosedMidBody(t *testing.T) {
 	t.Parallel()
 	half := strings.Repeat("atk_half 1\n", 5000)
-	addr := atkStartRawUpstream(t, func(c net.Conn) {
-		req, err := atkReadRequestHead(c)
+	addr := startRawUpstream(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
 		if err != nil {
 			return
 		}
@@ -126,14 +137,17 @@ func TestAttackUpstreamClosedMidBody(t *testing.T) {
 		}
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", 2*len(half), half)
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: "http://" + addr})
+	p := startProxy(t, proxyOptions{Upstream: "http://" + addr})
 	for _, h2 := range []bool{false, true} {
-		c := p.atkClient("")
+		c := p.client("")
 		if h2 {
-			c = p.atkH2Client("")
+			c = p.h2Client("")
 		}
 		for _, path := range []string{"/metrics", "/metrics?chunked=1"} {
-			r := p.atkAuthGet(t, c, path)
+			r, err := try(c, "GET", p.URL+path, authHeader(defaultUser, defaultPassword))
+			if err != nil {
+				t.Fatalf("h2=%v %s: %v", h2, path, err)
+			}
 			if r.Status != 200 || r.ReadErr == nil || len(r.Body) > len(half) {
 				t.Errorf("h2=%v %s: %d, %d bytes, read error %v", h2, path, r.Status, len(r.Body), r.ReadErr)
 			}
@@ -142,8 +156,8 @@ func TestAttackUpstreamClosedMidBody(t *testing.T) {
 			}
 		}
 	}
-	if m := p.atkSelfMetrics(t, p.atkClient("")); atkMetric(m, `metrics_proxy_requests_total{outcome="upstream_error"}`) != 4 {
-		t.Errorf("upstream_error = %v, want 4", atkMetric(m, `metrics_proxy_requests_total{outcome="upstream_error"}`))
+	if m := p.selfMetrics(t, p.client("")); metric(m, outcome("upstream_error")) != 4 {
+		t.Errorf("upstream_error = %v, want 4", metric(m, outcome("upstream_error")))
 	}
 }
 
@@ -152,8 +166,8 @@ func TestAttackUpstreamClosedMidBody(t *testing.T) {
 func TestAttackUpstreamGarbage(t *testing.T) {
 	t.Parallel()
 	binary := bytes.Repeat([]byte{0x16, 0x03, 0x01, 0x00, 0xff, 0x00, 0x80, 0xfe}, 512)
-	addr := atkStartRawUpstream(t, func(c net.Conn) {
-		req, err := atkReadRequestHead(c)
+	addr := startRawUpstream(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
 		if err != nil {
 			return
 		}
@@ -172,17 +186,17 @@ func TestAttackUpstreamGarbage(t *testing.T) {
 		case "leaky":
 			io.WriteString(c, "HTTP/1.1 302 Found\r\nLocation: http://"+c.LocalAddr().String()+"/debug/pprof/\r\n"+
 				"Set-Cookie: runner=secret\r\nServer: alloy-runner/internal\r\nX-Internal-Addr: "+c.LocalAddr().String()+"\r\n"+
-				"Content-Type: text/plain\r\nContent-Length: 9\r\n\r\natk_up 1\n")
+				"Content-Type: text/plain\r\n"+rawBody)
 		}
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: "http://" + addr})
-	c := p.atkClient("")
+	p := startProxy(t, proxyOptions{Upstream: "http://" + addr})
+	c := p.client("")
 	for _, g := range []string{"ssh", "binary", "nothing", "badlength", "twolengths", "hugeheader"} {
-		atkCheck5xx(t, g, p.atkAuthGet(t, c, "/metrics?g="+g), 502, "upstream unavailable\n", addr)
+		check5xx(t, g, p.get(t, c, "/metrics?g="+g), 502, "upstream unavailable\n", addr)
 	}
 	// A redirect to the inside, cookies and server details are not relayed.
-	r := p.atkAuthGet(t, c, "/metrics?g=leaky")
-	if r.Status != 302 || r.Body != "atk_up 1\n" {
+	r := p.get(t, c, "/metrics?g=leaky")
+	if r.Status != 302 || r.Body != upBody {
 		t.Errorf("leaky: %d %q", r.Status, r.Body)
 	}
 	for _, h := range []string{"Location", "Set-Cookie", "Server", "X-Internal-Addr"} {
@@ -190,8 +204,8 @@ func TestAttackUpstreamGarbage(t *testing.T) {
 			t.Errorf("upstream header %s: %q relayed", h, v)
 		}
 	}
-	if m := p.atkSelfMetrics(t, c); atkMetric(m, `metrics_proxy_requests_total{outcome="upstream_error"}`) != 6 {
-		t.Errorf("upstream_error = %v, want 6", atkMetric(m, `metrics_proxy_requests_total{outcome="upstream_error"}`))
+	if m := p.selfMetrics(t, c); metric(m, outcome("upstream_error")) != 6 {
+		t.Errorf("upstream_error = %v, want 6", metric(m, outcome("upstream_error")))
 	}
 }
 
@@ -205,7 +219,7 @@ func TestAttackUpstreamHugeAndEndlessBodies(t *testing.T) {
 	const limit = 32 << 20
 	block := bytes.Repeat([]byte("atk_big_series{a=\"b\"} 1\n"), 64<<10/25)
 	var endlessStopped atomic.Int32
-	up := atkStartUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		size, _ := strconv.Atoi(q.Get("size"))
 		if q.Get("cl") != "" {
@@ -226,12 +240,12 @@ func TestAttackUpstreamHugeAndEndlessBodies(t *testing.T) {
 			}
 		}
 	})
-	p := atkStartProxy(t, atkProxyOptions{Upstream: up.URL, Args: []string{"--upstream.max-response-bytes=" + strconv.Itoa(limit), "--upstream.timeout=30s"}})
+	p := startProxy(t, proxyOptions{Upstream: up.URL, Args: []string{"--upstream.max-response-bytes=" + strconv.Itoa(limit), "--upstream.timeout=30s"}})
 
 	// read fetches path and discards the body, counting it.
 	read := func(c *http.Client, path string) (int, int64, error) {
 		req, _ := http.NewRequest("GET", p.URL+path, nil)
-		req.SetBasicAuth(atkUser, atkPassword)
+		req.SetBasicAuth(defaultUser, defaultPassword)
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Errorf("GET %s: %v", path, err)
@@ -241,9 +255,9 @@ func TestAttackUpstreamHugeAndEndlessBodies(t *testing.T) {
 		n, err := io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode, n, err
 	}
-	c := p.atkClient("")
-	r := p.atkAuthGet(t, c, fmt.Sprintf("/metrics?size=%d&cl=1", limit+1))
-	atkCheck5xx(t, "declared body over the limit", r, 502, "upstream response too large\n", up.Addr)
+	c := p.client("")
+	r := p.get(t, c, fmt.Sprintf("/metrics?size=%d&cl=1", limit+1))
+	check5xx(t, "declared body over the limit", r, 502, "upstream response too large\n", up.Addr)
 
 	var wg sync.WaitGroup
 	var pushed atomic.Int64
@@ -251,7 +265,7 @@ func TestAttackUpstreamHugeAndEndlessBodies(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := p.atkClient("")
+			c := p.client("")
 			// Within the limit, exactly at it, declared or streamed: whole.
 			for i, size := range []int{30 << 20, limit} {
 				path := fmt.Sprintf("/metrics?size=%d", size)
@@ -278,17 +292,13 @@ func TestAttackUpstreamHugeAndEndlessBodies(t *testing.T) {
 	if pushed.Load() < 300<<20 {
 		t.Fatalf("only %d bytes went through", pushed.Load())
 	}
-	atkEventually(t, "endless upstream responses cut off", func() bool { return endlessStopped.Load() == 3 })
-	m := p.atkSelfMetrics(t, c)
-	for series, want := range map[string]float64{
-		`metrics_proxy_requests_total{outcome="response_too_large"}`: 7,
-		`metrics_proxy_requests_total{outcome="ok"}`:                 7, // six bodies and this request
-	} {
-		if got := atkMetric(m, series); got != want {
-			t.Errorf("%s = %v, want %v", series, got, want)
-		}
-	}
-	rss := atkRSSKiB(t, p.cmd.Process.Pid)
+	eventually(t, "endless upstream responses cut off", func() bool { return endlessStopped.Load() == 3 })
+	m := p.selfMetrics(t, c)
+	expectMetrics(t, m, map[string]float64{
+		outcome("response_too_large"): 7,
+		outcome("ok"):                 7, // six bodies and this request
+	})
+	rss := rssKiB(t, p.cmd.Process.Pid)
 	t.Logf("proxy VmRSS %d KiB after %d MiB went through", rss, pushed.Load()>>20)
 	if rss > 100<<10 {
 		t.Errorf("proxy VmRSS %d KiB after %d MiB went through, want under 100 MiB", rss, pushed.Load()>>20)

@@ -12,16 +12,6 @@ import (
 	"time"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // make run, as a new user runs it: the printed curl command scrapes the
 // runner's metrics through TLS and basic auth, and Ctrl-C stops both.
 func TestDemoPrintsAWorkingCurlCommand(t *testing.T) {
@@ -30,7 +20,7 @@ func TestDemoPrintsAWorkingCurlCommand(t *testing.T) {
 			t.Skipf("make run needs %s, which is not installed", tool)
 		}
 	}
-	runnerAddr, proxyAddr := freePort(t), freePort(t)
+	runnerAddr, proxyAddr := freeAddr(t), freeAddr(t)
 	dir := filepath.Join(t.TempDir(), "demo")
 	cmd := exec.Command("bash", "../scripts/demo.sh")
 	cmd.Env = append(cmd.Environ(), "BINDIR="+binDir, "DEMO_DIR="+dir,

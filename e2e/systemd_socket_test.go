@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,77 +10,69 @@ import (
 	"time"
 )
 
-// --web.systemd-socket: the proxy serves on the socket systemd hands it (fd 3,
-// LISTEN_FDS=1, LISTEN_PID its own pid), as metrics-proxy.socket does, and
-// applies the same public-door rule to it.
-func TestProxySystemdSocketActivation(t *testing.T) {
-	s := startStack(t, stackOptions{}) // for its runner, PKI and web config
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+// socketActivated is metrics-proxy --web.systemd-socket with args, handed
+// the listener l as systemd hands it: fd 3, LISTEN_FDS=1 and LISTEN_PID its
+// own pid (sh's $$ is the pid metrics-proxy keeps after exec). Close the
+// returned file once the command started.
+func socketActivated(t *testing.T, l net.Listener, args ...string) (*exec.Cmd, *os.File) {
+	t.Helper()
 	f, err := l.(*net.TCPListener).File()
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.Close()
-	addr := l.Addr().String()
-
-	// sh's $$ is the pid metrics-proxy keeps after exec, as systemd sets it.
-	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
-		filepath.Join(binDir, "metrics-proxy"), "--web.systemd-socket", "--web.config.file", s.WebConfig,
-		"--upstream.url", s.RunnerURL)
+	cmd := exec.Command("sh", append([]string{"-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
+		filepath.Join(binDir, "metrics-proxy"), "--web.systemd-socket"}, args...)...)
 	cmd.ExtraFiles = []*os.File{f}
-	out := &proc{t: t, cmd: cmd, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = lockedWriter{out}, lockedWriter{out}
-	if err := cmd.Start(); err != nil {
+	return cmd, f
+}
+
+// --web.systemd-socket: the proxy serves on the socket systemd hands it, as
+// metrics-proxy.socket does, and names it in its log.
+func TestProxySystemdSocketActivation(t *testing.T) {
+	s := startStack(t, proxyOptions{}) // for its runner, PKI and web config
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	addr := l.Addr().String()
+	cmd, f := socketActivated(t, l, "--web.config.file", s.WebConfig, "--upstream.url", s.RunnerURL)
+	p := &proxy{proc: startCmd(t, cmd), PKI: s.PKI, Addr: addr, URL: "https://" + addr, User: s.User, Password: s.Password}
 	f.Close()
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 
-	s.ProxyURL = "https://" + addr
-	c := s.client()
+	c := p.client("")
 	var code int
 	for range 100 {
-		req, _ := http.NewRequest("GET", s.ProxyURL+"/metrics", nil)
-		req.SetBasicAuth(s.User, s.Password)
-		if resp, err := c.Do(req); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			code = resp.StatusCode
-			if code == 200 && strings.Contains(string(b), "ci_runner_version_info{") {
+		if r, err := try(c, "GET", p.URL+"/metrics", authHeader(p.User, p.Password)); err == nil {
+			code = r.Status
+			if code == 200 && strings.Contains(r.Body, "ci_runner_version_info{") {
 				break
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if code != 200 {
-		t.Fatalf("scrape through the systemd socket: %d; log:\n%s", code, out.Logs())
+		t.Fatalf("scrape through the systemd socket: %d; log:\n%s", code, p.Logs())
 	}
-	if !strings.Contains(out.Logs(), `msg=listening address=`+addr) {
-		t.Fatalf("log does not name the inherited socket:\n%s", out.Logs())
+	if !strings.Contains(p.Logs(), `msg=listening address=`+addr) {
+		t.Fatalf("log does not name the inherited socket:\n%s", p.Logs())
 	}
 }
 
 // A socket systemd binds to every interface is a public door like any other:
 // without TLS the proxy refuses to serve on it. (Nothing is sent to it.)
 func TestProxySystemdSocketPublicDoorRule(t *testing.T) {
-	dir := t.TempDir()
-	web := filepath.Join(dir, "web.yml")
-	writeFile(t, web, "basic_auth_users:\n  prometheus: '"+hashPassword(t, "pw-for-this-test", 10)+"'\n")
+	web := filepath.Join(t.TempDir(), "web.yml")
+	writeFile(t, web, usersBlock(defaultUser, defaultHash(t)))
 	l, err := net.Listen("tcp4", "0.0.0.0:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := l.(*net.TCPListener).File()
-	l.Close()
-	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`,
-		filepath.Join(binDir, "metrics-proxy"), "--web.systemd-socket", "--web.config.file", web)
-	cmd.ExtraFiles = []*os.File{f}
-	out, _ := cmd.CombinedOutput()
-	f.Close()
-	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "which is reachable from the network, needs TLS and authentication") {
-		t.Fatalf("exit %d, output:\n%s", cmd.ProcessState.ExitCode(), out)
+	cmd, f := socketActivated(t, l, "--web.config.file", web)
+	defer f.Close()
+	code, out := runCmd(t, 15*time.Second, cmd)
+	if code != 1 {
+		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
+	wantProblems(t, "serve", out, problem{"tls_server_config", "which is reachable from the network, needs TLS and authentication"})
 }

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
 	"github.com/alloyci/hardened-runner/internal/proctest"
@@ -67,6 +64,18 @@ metrics_server = "127.0.0.1:0"
 	return p, p.waitLog(`msg="metrics server listening" addr=tcp:(\S+)`)
 }
 
+// startJobs is a coordinator double that knows the e2e runner's token, a
+// repository with one commit for its jobs, and the runner polling the
+// double (startJobRunner).
+func startJobs(t *testing.T) (c *coordinatortest.Server, repoURL, sha string, runner *proc, metricsAddr string) {
+	t.Helper()
+	c = coordinatortest.New(t)
+	c.AddRunner(e2eRunnerToken)
+	repoURL, sha = gitRepo(t)
+	runner, metricsAddr = startJobRunner(t, c)
+	return c, repoURL, sha, runner, metricsAddr
+}
+
 func e2eJob(repoURL, sha string, timeout int, script ...string) coordinator.Job {
 	return coordinator.Job{
 		AllowGitFetch: true,
@@ -87,15 +96,7 @@ func e2eJob(repoURL, sha string, timeout int, script ...string) coordinator.Job 
 // buildsGauge reads ci_runner_builds{stage,state} from the runner.
 func buildsGauge(t *testing.T, addr, stage, state string) float64 {
 	t.Helper()
-	code, body := httpGet(t, http.DefaultClient, "http://"+addr+"/metrics", nil)
-	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, mfs := scrape(t, http.DefaultClient, "http://"+addr+"/metrics", nil)
 	for _, m := range mfs["ci_runner_builds"].GetMetric() {
 		var st, sa string
 		for _, l := range m.Label {
@@ -138,11 +139,12 @@ func processGone(pid int) bool {
 	return false
 }
 
+// The runner takes jobs from the coordinator and runs them with the shell
+// executor: a successful job (its secret masked in the trace, the build
+// counted as running while it runs), a failing script, a canceled job and a
+// timed-out one, whose processes are gone afterwards.
 func TestRunnerRunsJobsEndToEnd(t *testing.T) {
-	c := coordinatortest.New(t)
-	c.AddRunner(e2eRunnerToken)
-	repo, sha := gitRepo(t)
-	runner, addr := startJobRunner(t, c)
+	c, repo, sha, runner, addr := startJobs(t)
 	sync := t.TempDir()
 
 	// A successful job, held in build_script until the test has seen it there.
@@ -200,10 +202,7 @@ func TestRunnerRunsJobsEndToEnd(t *testing.T) {
 
 // SIGQUIT lets the running job finish, reports it, and then the runner exits 0.
 func TestRunnerSIGQUITFinishesRunningJob(t *testing.T) {
-	c := coordinatortest.New(t)
-	c.AddRunner(e2eRunnerToken)
-	repo, sha := gitRepo(t)
-	runner, _ := startJobRunner(t, c)
+	c, repo, sha, runner, _ := startJobs(t)
 	sync := t.TempDir()
 	started, release := filepath.Join(sync, "started"), filepath.Join(sync, "release")
 	id := c.Enqueue(e2eRunnerToken, e2eJob(repo, sha, 600,
@@ -222,10 +221,7 @@ func TestRunnerSIGQUITFinishesRunningJob(t *testing.T) {
 
 // SIGTERM stops the running job at once and reports runner_system_failure.
 func TestRunnerSIGTERMAbortsRunningJob(t *testing.T) {
-	c := coordinatortest.New(t)
-	c.AddRunner(e2eRunnerToken)
-	repo, sha := gitRepo(t)
-	runner, _ := startJobRunner(t, c)
+	c, repo, sha, runner, _ := startJobs(t)
 	pidFile := filepath.Join(t.TempDir(), "job.pid")
 	id := c.Enqueue(e2eRunnerToken, e2eJob(repo, sha, 600, "sleep 300 & echo $! > "+pidFile+"; wait"))
 	pid, _ := strconv.Atoi(waitFile(t, pidFile))
@@ -237,6 +233,10 @@ func TestRunnerSIGTERMAbortsRunningJob(t *testing.T) {
 	}
 }
 
+// register refuses a wrong registration token without printing it and
+// writes the runner into the config (mode 0600, keeping what was there);
+// list, verify and unregister then work on it, and a second unregister
+// says there is no such runner.
 func TestRunnerRegistrationCommands(t *testing.T) {
 	c := coordinatortest.New(t)
 	cfg := filepath.Join(t.TempDir(), "config.toml")

@@ -10,9 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // startRunner starts alloy-runner with a config and metrics address and
@@ -26,17 +23,11 @@ func startRunner(t *testing.T, configBody string, args ...string) (*proc, string
 	return p, addr
 }
 
+// The runner's metrics server serves the documented families only (and
+// promtool accepts them), pprof, and 421 to a foreign Host.
 func TestRunnerServesDocumentedFamilies(t *testing.T) {
 	_, addr := startRunner(t, "concurrent = 1\n", "--metrics-server", "127.0.0.1:0")
-	code, body := httpGet(t, http.DefaultClient, "http://"+addr+"/metrics", nil)
-	if code != 200 {
-		t.Fatalf("status %d", code)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	body, mfs := scrape(t, http.DefaultClient, "http://"+addr+"/metrics", nil)
 	for _, name := range []string{"ci_runner_builds", "ci_runner_version_info", "go_goroutines", "process_resident_memory_bytes"} {
 		if mfs[name] == nil {
 			t.Errorf("family %s missing", name)
@@ -62,6 +53,9 @@ func TestRunnerServesDocumentedFamilies(t *testing.T) {
 	}
 }
 
+// A metrics server address that is not loopback, from the flag or from
+// config.toml, is refused before anything listens, naming loopback and
+// metrics-proxy.
 func TestRunnerRefusesNonLoopbackAtOnce(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.toml")
 	writeFile(t, cfg, "concurrent = 1\n")
@@ -78,6 +72,8 @@ func TestRunnerRefusesNonLoopbackAtOnce(t *testing.T) {
 	}
 }
 
+// A malformed or missing config file stops the runner at once, naming the
+// file (and the line).
 func TestRunnerConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
@@ -93,6 +89,8 @@ func TestRunnerConfigErrors(t *testing.T) {
 	}
 }
 
+// --metrics-server wins over metrics_server in config.toml: only the flag's
+// address is served.
 func TestRunnerFlagWinsOverFile(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "m.sock")
 	_, addr := startRunner(t, "metrics_server = \"unix:"+sock+"\"\n", "--metrics-server", "127.0.0.1:0")
@@ -104,6 +102,7 @@ func TestRunnerFlagWinsOverFile(t *testing.T) {
 	}
 }
 
+// An empty metrics_server turns the metrics server off, and the log says so.
 func TestRunnerEmptyAddressDisables(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.toml")
 	writeFile(t, cfg, "metrics_server = \"\"\n")
@@ -111,6 +110,9 @@ func TestRunnerEmptyAddressDisables(t *testing.T) {
 	p.waitLog(`msg="metrics server disabled: metrics_server is empty"`)
 }
 
+// SIGHUP moves the metrics server to a new metrics_server (here a unix
+// socket) and closes the old one; a non-loopback address or a malformed file
+// on reload is refused and the server keeps serving.
 func TestRunnerSIGHUPMovesServer(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.toml")

@@ -43,6 +43,9 @@ func newFixture(t *testing.T, users map[string]string, tweak ...func(*Options)) 
 		Registerer: f.reg,
 		Now:        f.clock.Now,
 		Workers:    2,
+		// Throttled answers are held back in the proxy's use; hold_test.go
+		// tests that, and the rest need no wait.
+		ThrottleDelay: -1,
 	}
 	for _, fn := range tweak {
 		fn(&o)
@@ -157,7 +160,7 @@ type response struct {
 
 func respond(res Result) response {
 	rec := httptest.NewRecorder()
-	res.WriteError(rec)
+	res.WriteError(rec, httptest.NewRequest("GET", "/metrics", nil))
 	got := response{code: rec.Code, headers: map[string]string{}, body: rec.Body.String()}
 	for _, h := range []string{"WWW-Authenticate", "Retry-After", "Content-Type"} {
 		if v := rec.Header().Get(h); v != "" {
@@ -201,7 +204,7 @@ func wantAllowed(t *testing.T, res Result, outcome string) {
 		t.Fatalf("outcome %q allowed=%v, want allowed %s", res.Outcome(), res.Allowed(), outcome)
 	}
 	rec := httptest.NewRecorder()
-	res.WriteError(rec)
+	res.WriteError(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
 		t.Fatalf("WriteError on an allowed result wrote %v %q", rec.Header(), rec.Body.String())
 	}

@@ -3,6 +3,8 @@ package auth
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/alloyci/hardened-runner/refusal"
 )
 
 // Outcomes of Authorize, as returned by Result.Outcome and used as the outcome
@@ -34,6 +36,7 @@ type Result struct {
 	user       string
 	retryAfter int // seconds, for throttled and busy
 	realm      string
+	hold       *holder // holds a throttled answer back; nil for others
 }
 
 // Allowed reports whether the request may proceed.
@@ -60,26 +63,22 @@ func (r Result) RetryAfter() int { return r.retryAfter }
 
 // WriteError writes the standard response for a denied request: 401 with
 // WWW-Authenticate: Basic realm="<realm>", charset="UTF-8" for OutcomeUnauthorized,
-// 429 with Retry-After for OutcomeThrottled and OutcomeBusy. The body is a short
-// fixed text: why a request failed is for the operator's logs, not for the client.
-// On an allowed result it writes nothing; the caller serves the request instead.
-func (r Result) WriteError(w http.ResponseWriter) {
+// 429 with Retry-After for OutcomeThrottled and OutcomeBusy, each with the fixed
+// body of package refusal: why a request failed is for the operator's logs, not
+// for the client. A throttled answer is first held back for
+// Options.ThrottleDelay (or until req's context ends). On an allowed result it
+// writes nothing; the caller serves the request instead.
+func (r Result) WriteError(w http.ResponseWriter, req *http.Request) {
 	switch r.outcome {
 	case OutcomeUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+r.realm+`", charset="UTF-8"`)
-		writeFixed(w, http.StatusUnauthorized)
-	case OutcomeThrottled, OutcomeBusy:
+		refusal.Write(w, refusal.Unauthorized)
+	case OutcomeThrottled:
+		r.hold.hold(req.Context())
 		w.Header().Set("Retry-After", strconv.Itoa(r.retryAfter))
-		writeFixed(w, http.StatusTooManyRequests)
+		refusal.Write(w, refusal.Throttled)
+	case OutcomeBusy:
+		w.Header().Set("Retry-After", strconv.Itoa(r.retryAfter))
+		refusal.Write(w, refusal.Busy)
 	}
-}
-
-// writeFixed writes code with its status text as a plain-text body.
-func writeFixed(w http.ResponseWriter, code int) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = w.Write([]byte(http.StatusText(code) + "\n"))
 }

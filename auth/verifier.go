@@ -55,6 +55,10 @@ type Options struct {
 	// MaxClients bounds the failed-auth back-off table and, separately, the
 	// table of refusal buckets. Default: DefaultMaxClients.
 	MaxClients int
+	// ThrottleDelay holds back each 429 to a client in back-off (or until it
+	// hangs up), at most 256 at once. Zero means DefaultThrottleDelay;
+	// negative answers at once.
+	ThrottleDelay time.Duration
 	// Realm is the basic-auth realm sent in WWW-Authenticate. Default: DefaultRealm.
 	// It must be printable ASCII without '"' or '\', so that it needs no escaping.
 	Realm string
@@ -76,6 +80,7 @@ type Verifier struct {
 	// refusals rate-limits the refusals that cost no bcrypt, per client.
 	refusals *refusalTable
 	log      *failureLog
+	hold     *holder
 	metrics  *metrics
 	flight   singleflight.Group // one bcrypt per client and credential at a time
 	// checking holds the clients with a bcrypt comparison running: one at a
@@ -143,6 +148,7 @@ func NewVerifier(o Options) (*Verifier, error) {
 		slots:   make(chan struct{}, o.Workers),
 		backoff: newBackoffTable(o.MaxClients),
 		log:     newFailureLog(o.Logger),
+		hold:    newHolder(o.ThrottleDelay),
 		compare: bcrypt.CompareHashAndPassword,
 
 		refusals: newRefusalTable(o.MaxClients),
@@ -418,7 +424,7 @@ func (v *Verifier) runBcrypt(hash, password []byte, padding [][]byte) error {
 func (v *Verifier) deny(now time.Time, r *http.Request, userName, outcome, reason string, wait time.Duration) Result {
 	v.metrics.attempt(outcome)
 	v.log.failed(now, r.RemoteAddr, userName, outcome, reason)
-	res := Result{outcome: outcome, realm: v.realm}
+	res := Result{outcome: outcome, realm: v.realm, hold: v.hold}
 	if outcome == OutcomeThrottled || outcome == OutcomeBusy {
 		res.retryAfter = max(1, int((wait+time.Second-1)/time.Second))
 	}

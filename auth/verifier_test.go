@@ -442,7 +442,7 @@ func TestBackoffIsForgottenAfterTenQuietMinutes(t *testing.T) {
 func TestWriteErrorResponses(t *testing.T) {
 	f := newFixture(t, map[string]string{"alice": hashOf(t, "right")}, func(o *Options) { o.Realm = "runner-1 metrics" })
 	rec := httptest.NewRecorder()
-	f.header(attacker).WriteError(rec)
+	f.header(attacker).WriteError(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusUnauthorized ||
 		rec.Header().Get("WWW-Authenticate") != `Basic realm="runner-1 metrics", charset="UTF-8"` ||
 		rec.Header().Get("Content-Type") != "text/plain; charset=utf-8" ||

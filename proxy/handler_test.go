@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/alloyci/hardened-runner/refusal"
 	"io"
 	"net"
 	"net/http"
@@ -119,7 +120,7 @@ type decision struct {
 func (d decision) Allowed() bool   { return d.allowed }
 func (d decision) Outcome() string { return d.outcome }
 func (d decision) User() string    { return d.user }
-func (d decision) WriteError(w http.ResponseWriter) {
+func (d decision) WriteError(w http.ResponseWriter, _ *http.Request) {
 	if d.outcome == "unauthorized" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="metrics"`)
 		w.WriteHeader(http.StatusUnauthorized)
@@ -128,7 +129,7 @@ func (d decision) WriteError(w http.ResponseWriter) {
 	}
 	w.Header().Set("Retry-After", "5")
 	w.WriteHeader(http.StatusTooManyRequests)
-	io.WriteString(w, "too many requests\n")
+	io.WriteString(w, "Too Many Requests\n")
 }
 
 // fixture is a proxy in front of a recording upstream.
@@ -252,7 +253,7 @@ func TestMethodsOtherThanGetAndHeadAre405(t *testing.T) {
 			if got := w.Header().Get("Allow"); got != "GET, HEAD" {
 				t.Errorf("Allow = %q, want %q", got, "GET, HEAD")
 			}
-			if got := w.Body.String(); got != "method not allowed\n" {
+			if got := w.Body.String(); got != "Method Not Allowed\n" {
 				t.Errorf("body = %q", got)
 			}
 			assertOwnHeaders(t, w.Header())
@@ -302,8 +303,8 @@ func TestAbsoluteFormIsRejected(t *testing.T) {
 		} {
 			resp, body := rawRequest(t, srv.Listener.Addr().String(),
 				"GET "+target+" HTTP/1.1\r\nHost: "+upHost+"\r\n"+basicAuthLine()+"\r\n")
-			if resp.StatusCode != http.StatusBadRequest || body != "bad request\n" {
-				t.Errorf("GET %s: status %d body %q, want 400 %q", target, resp.StatusCode, body, "bad request\n")
+			if resp.StatusCode != http.StatusBadRequest || body != "Bad Request\n" {
+				t.Errorf("GET %s: status %d body %q, want 400 %q", target, resp.StatusCode, body, "Bad Request\n")
 			}
 			assertOwnHeaders(t, resp.Header)
 		}
@@ -367,7 +368,7 @@ func TestPathAttacksAreRejectedBeforeTheUpstream(t *testing.T) {
 			// without (syntax is judged before authentication): both 400.
 			for _, hdr := range []string{basicAuthLine(), ""} {
 				resp, body := rawRequest(t, srv.Listener.Addr().String(), "GET "+target+" HTTP/1.1\r\nHost: x\r\n"+hdr+"\r\n")
-				if resp.StatusCode != http.StatusBadRequest || body != "bad request\n" {
+				if resp.StatusCode != http.StatusBadRequest || body != "Bad Request\n" {
 					t.Errorf("GET %s (auth %v): status %d body %q, want 400", target, hdr != "", resp.StatusCode, body)
 				}
 			}
@@ -385,8 +386,8 @@ func TestPathAttacksAreRejectedBeforeTheUpstream(t *testing.T) {
 	}
 	f.up.untouched(t)
 	// Every wire request was judged by the handler, not refused by net/http.
-	assertCount(t, f, outcomeBadRequest, float64(3*len(pathAttackTargets)+len(handlerOnly)))
-	assertCount(t, f, outcomeUnauthorized, 0)
+	assertCount(t, f, refusal.BadRequest.Outcome(), float64(3*len(pathAttackTargets)+len(handlerOnly)))
+	assertCount(t, f, refusal.Unauthorized.Outcome(), 0)
 }
 
 func TestNoPathOracleForAnonymousClients(t *testing.T) {
@@ -419,8 +420,8 @@ func TestAuthorizedButNotAllowlistedIs404(t *testing.T) {
 	f := newFixture(t, Options{}, nil) // default: only /metrics
 	for _, target := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/Metrics", "/metrics/", "/METRICS", "/", "/metricsx"} {
 		w := f.serve("GET", target, authorized())
-		if w.Code != http.StatusNotFound || w.Body.String() != "not found\n" {
-			t.Errorf("GET %s: status %d body %q, want 404 %q", target, w.Code, w.Body.String(), "not found\n")
+		if w.Code != http.StatusNotFound || w.Body.String() != "Not Found\n" {
+			t.Errorf("GET %s: status %d body %q, want 404 %q", target, w.Code, w.Body.String(), "Not Found\n")
 		}
 		assertOwnHeaders(t, w.Header())
 	}
@@ -625,7 +626,7 @@ func TestSmuggledRequestNeverReachesTheUpstream(t *testing.T) {
 			t.Errorf("%q: got\n%s", framing, all)
 		}
 		f.up.untouched(t)
-		assertCount(t, f, outcomeBadRequest, 1)
+		assertCount(t, f, refusal.BadRequest.Outcome(), 1)
 	}
 }
 

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"github.com/alloyci/hardened-runner/refusal"
 	"io"
 	"net/http"
 )
@@ -46,15 +47,15 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	if int64(n) > l.remaining {
 		n = int(l.remaining)
 		l.remaining = -1
-		l.ex.bodyFailed(outcomeResponseTooLarge)
+		l.ex.bodyFailed(refusal.ResponseTooLarge.Outcome())
 		return n, errResponseTooLarge
 	}
 	l.remaining -= int64(n)
 	if err != nil && err != io.EOF {
 		if errors.Is(l.ctx.Err(), context.DeadlineExceeded) {
-			l.ex.bodyFailed(outcomeUpstreamTimeout)
+			l.ex.bodyFailed(refusal.UpstreamTimeout.Outcome())
 		} else {
-			l.ex.bodyFailed(outcomeUpstreamError)
+			l.ex.bodyFailed(refusal.UpstreamError.Outcome())
 		}
 	}
 	return n, err

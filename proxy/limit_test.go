@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"github.com/alloyci/hardened-runner/refusal"
 	"io"
 	"net/http"
 	"strconv"
@@ -16,8 +17,8 @@ func TestDeclaredOversizedBodyIs502(t *testing.T) {
 	})
 	srv := f.front(t)
 	resp, body := rawRequest(t, srv.Listener.Addr().String(), "GET /metrics HTTP/1.1\r\nHost: x\r\n"+basicAuthLine()+"\r\n")
-	if resp.StatusCode != http.StatusBadGateway || body != "upstream response too large\n" {
-		t.Fatalf("status %d body %q, want 502 %q", resp.StatusCode, body, "upstream response too large\n")
+	if resp.StatusCode != http.StatusBadGateway || body != "Bad Gateway\n" {
+		t.Fatalf("status %d body %q, want 502 %q", resp.StatusCode, body, "Bad Gateway\n")
 	}
 	assertOwnHeaders(t, resp.Header)
 }
@@ -76,7 +77,7 @@ func TestStreamedOversizedBodyBreaksTheResponse(t *testing.T) {
 	if resp.Header.Get("Content-Length") != "" {
 		t.Errorf("Content-Length %q on a streamed response", resp.Header.Get("Content-Length"))
 	}
-	assertCount(t, f, outcomeResponseTooLarge, 1)
+	assertCount(t, f, refusal.ResponseTooLarge.Outcome(), 1)
 	assertCount(t, f, outcomeOK, 0)
 }
 
@@ -91,7 +92,7 @@ func TestStreamedOversizedBodyAbortsWithoutServer(t *testing.T) {
 		if v := recover(); v != http.ErrAbortHandler {
 			t.Fatalf("recovered %v, want http.ErrAbortHandler", v)
 		}
-		assertCount(t, f, outcomeResponseTooLarge, 1)
+		assertCount(t, f, refusal.ResponseTooLarge.Outcome(), 1)
 	}()
 	f.serve("GET", "/metrics", authorized())
 	t.Fatal("handler returned normally after an oversized body")
@@ -109,7 +110,7 @@ func TestLimitedBodyNeverPassesMoreThanTheLimit(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, errResponseTooLarge) || len(got) != 10 || ex.outcome != outcomeResponseTooLarge || !ex.aborted {
+		if !errors.Is(err, errResponseTooLarge) || len(got) != 10 || ex.outcome != refusal.ResponseTooLarge.Outcome() || !ex.aborted {
 			t.Errorf("size %d: read %d, err %v, outcome %s; want 10 bytes then errResponseTooLarge", size, len(got), err, ex.outcome)
 		}
 		if n, err := lb.Read(make([]byte, 8)); n != 0 || !errors.Is(err, errResponseTooLarge) {

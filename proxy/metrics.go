@@ -6,36 +6,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/alloyci/hardened-runner/fairqueue"
+	"github.com/alloyci/hardened-runner/refusal"
 )
 
 // Outcomes of a request, the only values of the outcome label. A fixed set, so
 // nothing a client sends (user names, addresses, paths) can become a label or
-// grow the series count.
+// grow the series count. Refusals are counted under their kind's label
+// (package refusal); these are the outcomes of requests that reached the
+// upstream.
 const (
-	outcomeOK               = "ok"
-	outcomeUnauthorized     = "unauthorized"
-	outcomeThrottled        = "throttled"
-	outcomeBusy             = "busy"
-	outcomeMethodNotAllowed = "method_not_allowed"
-	outcomeBadRequest       = "bad_request"
-	outcomeForbiddenPath    = "forbidden_path"
-	outcomeUpstreamError    = "upstream_error"
-	outcomeUpstreamTimeout  = "upstream_timeout"
-	outcomeResponseTooLarge = "response_too_large"
-	outcomeRateLimited      = "rate_limited"
-	outcomeUpstreamBusy     = "upstream_busy"
-	outcomeUpstream5xx      = "upstream_5xx"
-	outcomeClientCanceled   = "client_canceled"
+	outcomeOK             = "ok"
+	outcomeUpstream5xx    = "upstream_5xx"
+	outcomeClientCanceled = "client_canceled"
 )
 
 // allOutcomes lists every outcome so each series exists at 0 from the start:
 // a rate() or an alert on e.g. upstream_timeout works before the first one.
 func allOutcomes() []string {
 	return []string{
-		outcomeOK, outcomeUnauthorized, outcomeThrottled, outcomeBusy,
-		outcomeMethodNotAllowed, outcomeBadRequest, outcomeForbiddenPath,
-		outcomeUpstreamError, outcomeUpstreamTimeout, outcomeResponseTooLarge,
-		outcomeRateLimited, outcomeUpstreamBusy, outcomeUpstream5xx, outcomeClientCanceled,
+		outcomeOK, refusal.Unauthorized.Outcome(), refusal.Throttled.Outcome(), refusal.Busy.Outcome(),
+		refusal.MethodNotAllowed.Outcome(), refusal.BadRequest.Outcome(), refusal.ForbiddenPath.Outcome(),
+		refusal.UpstreamError.Outcome(), refusal.UpstreamTimeout.Outcome(), refusal.ResponseTooLarge.Outcome(),
+		refusal.RateLimited.Outcome(), refusal.UpstreamBusy.Outcome(), outcomeUpstream5xx, outcomeClientCanceled,
 	}
 }
 
@@ -44,10 +36,10 @@ func allOutcomes() []string {
 // new label value.
 func denialOutcome(s string) string {
 	switch s {
-	case outcomeThrottled, outcomeBusy:
+	case refusal.Throttled.Outcome(), refusal.Busy.Outcome():
 		return s
 	default:
-		return outcomeUnauthorized
+		return refusal.Unauthorized.Outcome()
 	}
 }
 

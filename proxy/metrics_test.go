@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"context"
+	"github.com/alloyci/hardened-runner/refusal"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -56,7 +56,6 @@ metrics_proxy_requests_total{outcome="upstream_timeout"} 0
 func TestDenialOutcomes(t *testing.T) {
 	for _, deny := range []string{"throttled", "busy"} {
 		f := newFixture(t, Options{Authorizer: fakeAuth{deny: deny}}, nil)
-		f.h.wait = func(context.Context, time.Duration) {}
 		w := f.serve("GET", "/metrics", nil)
 		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "5" {
 			t.Errorf("%s: status %d Retry-After %q, want the Authorizer's 429", deny, w.Code, w.Header().Get("Retry-After"))
@@ -68,35 +67,13 @@ func TestDenialOutcomes(t *testing.T) {
 	// An outcome outside the label set never becomes a label value.
 	f := newFixture(t, Options{Authorizer: fakeAuth{deny: "alice from 10.0.0.1"}}, nil)
 	f.serve("GET", "/metrics", nil)
-	assertCount(t, f, outcomeUnauthorized, 1)
+	assertCount(t, f, refusal.Unauthorized.Outcome(), 1)
 	if n := testutil.CollectAndCount(f.h.metrics.requests); n != len(allOutcomes()) {
 		t.Errorf("%d outcome series, want %d", n, len(allOutcomes()))
 	}
 }
 
-// A flood that ignores Retry-After is slowed to one request per connection
-// per ThrottleDelay: only throttled answers are held back, never busy or 401.
-func TestThrottledAnswersAreHeldBack(t *testing.T) {
-	for _, tc := range []struct {
-		deny  string
-		delay time.Duration
-		want  time.Duration
-	}{
-		{"throttled", 0, DefaultThrottleDelay},
-		{"throttled", 3 * time.Second, 3 * time.Second},
-		{"throttled", -1, 0},
-		{"busy", 0, 0},
-		{"unauthorized", 0, 0},
-	} {
-		f := newFixture(t, Options{Authorizer: fakeAuth{deny: tc.deny}, ThrottleDelay: tc.delay}, nil)
-		var waited time.Duration
-		f.h.wait = func(_ context.Context, d time.Duration) { waited += d }
-		f.serve("GET", "/metrics", nil)
-		if waited != tc.want {
-			t.Errorf("%s with ThrottleDelay %v: held back %v, want %v", tc.deny, tc.delay, waited, tc.want)
-		}
-	}
-}
+// The held-back 429s moved to package auth with the semaphore (auth/hold_test.go).
 
 func TestProxyMetricsAreServedLocallyWithExactCounts(t *testing.T) {
 	f := newFixture(t, Options{}, nil)
@@ -182,7 +159,7 @@ metrics_proxy_requests_total{outcome="upstream_timeout"} 0
 func TestUpstreamFailuresAreCounted(t *testing.T) {
 	f := newFixture(t, Options{Upstream: "http://" + freePort(t)}, nil)
 	f.serve("GET", "/metrics", authorized())
-	assertCount(t, f, outcomeUpstreamError, 1)
+	assertCount(t, f, refusal.UpstreamError.Outcome(), 1)
 	assertCount(t, f, outcomeOK, 0)
 	if got := testutil.CollectAndCount(f.h.metrics.duration); got != 1 {
 		t.Errorf("duration series %d, want 1", got)
@@ -192,7 +169,7 @@ func TestUpstreamFailuresAreCounted(t *testing.T) {
 		io.WriteString(w, "more than ten bytes")
 	})
 	g.serve("GET", "/metrics", authorized())
-	assertCount(t, g, outcomeResponseTooLarge, 1)
+	assertCount(t, g, refusal.ResponseTooLarge.Outcome(), 1)
 }
 
 // rate_limit from the web config: a bucket shared by every client, applied
@@ -201,7 +178,6 @@ func TestUpstreamFailuresAreCounted(t *testing.T) {
 func TestRateLimitFromWebConfig(t *testing.T) {
 	l := rate.NewLimiter(rate.Every(time.Hour), 2)
 	f := newFixture(t, Options{Authorizer: fakeAuth{}, RateLimiter: func() *rate.Limiter { return l }}, nil)
-	f.h.wait = func(context.Context, time.Duration) {}
 	for i := range 10 {
 		if w := f.serve("GET", "/metrics", nil); w.Code != http.StatusUnauthorized {
 			t.Fatalf("anonymous request %d: %d", i, w.Code)
@@ -213,10 +189,10 @@ func TestRateLimitFromWebConfig(t *testing.T) {
 		}
 	}
 	w := f.serve("GET", "/metrics", authorized())
-	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || w.Body.String() != "too many requests\n" {
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" || w.Body.String() != "Too Many Requests\n" {
 		t.Fatalf("over the limit: %d Retry-After %q body %q", w.Code, w.Header().Get("Retry-After"), w.Body)
 	}
-	assertCount(t, f, outcomeRateLimited, 1)
+	assertCount(t, f, refusal.RateLimited.Outcome(), 1)
 	if n := len(f.up.requests()); n != 2 {
 		t.Fatalf("upstream saw %d requests, want 2", n)
 	}
@@ -246,24 +222,5 @@ func TestLoopbackHostsOnlyWithoutAuthentication(t *testing.T) {
 		if w.Code != http.StatusOK {
 			t.Errorf("Host %q: %d, want 200", host, w.Code)
 		}
-	}
-}
-
-// Held-back 429s are bounded: each holds a goroutine, and HTTP/2 lets one
-// connection open many streams; past the bound they are answered at once.
-func TestHeldBackRefusalsAreBounded(t *testing.T) {
-	f := newFixture(t, Options{Authorizer: fakeAuth{deny: "throttled"}}, nil)
-	waits := 0
-	f.h.wait = func(context.Context, time.Duration) { waits++ }
-	for range cap(f.h.delaying) {
-		f.h.delaying <- struct{}{}
-	}
-	if w := f.serve("GET", "/metrics", nil); w.Code != http.StatusTooManyRequests || waits != 0 {
-		t.Fatalf("with every delay slot taken: %d, held back %d times; want 429 at once", w.Code, waits)
-	}
-	<-f.h.delaying
-	f.serve("GET", "/metrics", nil)
-	if waits != 1 || len(f.h.delaying) != cap(f.h.delaying)-1 {
-		t.Fatalf("held back %d times, %d slots taken; want 1 and the slot given back", waits, len(f.h.delaying))
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"github.com/alloyci/hardened-runner/refusal"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -110,10 +111,10 @@ func TestAttackUpstreamSlotsAreShared(t *testing.T) {
 	w := f.serve("GET", "/metrics", authorized())
 	close(release)
 	wg.Wait()
-	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" || w.Body.String() != "upstream busy\n" {
-		t.Errorf("third request: %d Retry-After=%q %q, want 503 Retry-After=1 \"upstream busy\"", w.Code, w.Header().Get("Retry-After"), w.Body.String())
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" || w.Body.String() != "Service Unavailable\n" {
+		t.Errorf("third request: %d Retry-After=%q %q, want 503 Retry-After=1 \"Service Unavailable\"", w.Code, w.Header().Get("Retry-After"), w.Body.String())
 	}
-	if got := counterValue(t, f, outcomeUpstreamBusy); got != 1 {
+	if got := counterValue(t, f, refusal.UpstreamBusy.Outcome()); got != 1 {
 		t.Errorf("upstream_busy = %v, want 1", got)
 	}
 	if peak != 2 {
@@ -162,7 +163,7 @@ func TestClientCancelIsItsOwnOutcome(t *testing.T) {
 	for counterValue(t, f, outcomeClientCanceled) == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if c, e := counterValue(t, f, outcomeClientCanceled), counterValue(t, f, outcomeUpstreamError); c != 1 || e != 0 {
+	if c, e := counterValue(t, f, outcomeClientCanceled), counterValue(t, f, refusal.UpstreamError.Outcome()); c != 1 || e != 0 {
 		t.Errorf("client_canceled=%v upstream_error=%v, want 1 and 0", c, e)
 	}
 }

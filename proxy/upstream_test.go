@@ -130,8 +130,8 @@ func TestRefusedUpstreamIs502WithoutDetails(t *testing.T) {
 	f := newFixture(t, Options{Upstream: "http://" + freePort(t)}, nil)
 	srv := f.front(t)
 	resp, body := rawRequest(t, srv.Listener.Addr().String(), "GET /metrics HTTP/1.1\r\nHost: x\r\n"+basicAuthLine()+"\r\n")
-	if resp.StatusCode != http.StatusBadGateway || body != "upstream unavailable\n" {
-		t.Fatalf("status %d body %q, want 502 %q", resp.StatusCode, body, "upstream unavailable\n")
+	if resp.StatusCode != http.StatusBadGateway || body != "Bad Gateway\n" {
+		t.Fatalf("status %d body %q, want 502 %q", resp.StatusCode, body, "Bad Gateway\n")
 	}
 	for _, leak := range []string{"127.0.0.1", "refused", "dial"} {
 		if strings.Contains(body, leak) || strings.Contains(headerString(resp.Header), leak) {
@@ -159,8 +159,8 @@ func TestScrapeTimeoutHeaderBoundsTheUpstream(t *testing.T) {
 	srv := f.front(t)
 	resp, body := rawRequest(t, srv.Listener.Addr().String(), "GET /metrics HTTP/1.1\r\nHost: x\r\n"+basicAuthLine()+
 		"X-Prometheus-Scrape-Timeout-Seconds: 0.2\r\n\r\n")
-	if resp.StatusCode != http.StatusGatewayTimeout || body != "upstream timed out\n" {
-		t.Fatalf("status %d body %q, want 504 %q", resp.StatusCode, body, "upstream timed out\n")
+	if resp.StatusCode != http.StatusGatewayTimeout || body != "Gateway Timeout\n" {
+		t.Fatalf("status %d body %q, want 504 %q", resp.StatusCode, body, "Gateway Timeout\n")
 	}
 	assertOwnHeaders(t, resp.Header)
 	if got := f.up.only(t); got.Header.Get("X-Prometheus-Scrape-Timeout-Seconds") != "0.2" {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/alloyci/hardened-runner/admission"
+	"github.com/alloyci/hardened-runner/auth"
 	"github.com/alloyci/hardened-runner/logging"
 	"github.com/alloyci/hardened-runner/proxy"
 )
@@ -60,7 +61,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	app.Flag("web.handshake-rate-per-source", "New connections a second one client address may open (bursts of twice as many); more are closed before any TLS work.").
 		Default(fmt.Sprint(admission.DefaultHandshakeRate)).Float64Var(&s.limits.HandshakeRatePerSource)
 	app.Flag("web.throttle-delay", "How long a client in failed-auth back-off waits for its 429, so a flood that ignores Retry-After costs little; 0 answers at once.").
-		Default(proxy.DefaultThrottleDelay.String()).DurationVar(&s.throttleDelay)
+		Default(auth.DefaultThrottleDelay.String()).DurationVar(&s.throttleDelay)
 	app.Flag("web.bcrypt-workers", "Most bcrypt comparisons at once; a request needing another is answered 429 at once. 0 means the number of CPUs.").
 		Default("0").IntVar(&s.bcryptWorkers)
 

@@ -64,9 +64,10 @@ func serve(logger log.Logger, s serveConfig) int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	verifier, err := auth.NewVerifier(auth.Options{
-		Logger:     log.With(logger, "component", "auth"),
-		Registerer: reg,
-		Workers:    s.bcryptWorkers,
+		Logger:        log.With(logger, "component", "auth"),
+		Registerer:    reg,
+		Workers:       s.bcryptWorkers,
+		ThrottleDelay: throttleDelay(s.throttleDelay),
 	})
 	if err != nil {
 		closeAll()
@@ -111,7 +112,6 @@ func serve(logger log.Logger, s serveConfig) int {
 		MaxResponseBytes:  s.maxResponseBytes,
 		UpstreamSlots:     s.upstreamSlots,
 		UpstreamQueue:     s.upstreamQueue,
-		ThrottleDelay:     throttleDelay(s.throttleDelay),
 		RateLimiter:       func() *rate.Limiter { return current().Limiter },
 		LoopbackHostsOnly: func() bool { return !current().Access().Authenticates() },
 		Authorizer:        authorizer{verifier},
@@ -194,7 +194,8 @@ type authorizer struct{ v *auth.Verifier }
 
 func (a authorizer) Authorize(r *http.Request) proxy.Decision { return a.v.Authorize(r) }
 
-// throttleDelay maps the flag to proxy.Options, where zero means the default.
+// throttleDelay maps the flag (0: answer at once) to auth.Options, where
+// zero means the default.
 func throttleDelay(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1

@@ -24,9 +24,15 @@
 //     authentication within KnownFor is known. The last Reserve slots are
 //     theirs alone, and when the table is full a known source's new
 //     connection takes the slot of the oldest connection that never
-//     authenticated. A flood from however many addresses can fill the
-//     anonymous part of the table, but cannot lock out a Prometheus that
-//     scraped before it began.
+//     authenticated. A flood from however many addresses cannot lock out a
+//     Prometheus that scraped before it began.
+//   - New clients get in too. When the part of the table open to unknown
+//     sources is full, a new connection takes the slot of the oldest
+//     connection that never authenticated, rather than being refused: the
+//     anonymous slots are a queue, not a prize. A flood that holds them with
+//     idle connections has to push the whole queue through (at each
+//     source's handshake rate) in the few milliseconds a real client takes
+//     to finish TLS and authenticate, to keep it out.
 //
 // The HTTP layer tells a connection what happened to it through the context
 // of its requests: see ConnContext, FromContext, Conn.Authenticated and
@@ -97,7 +103,8 @@ const (
 	// ReasonSourceHandshakeRate: the source opens connections faster than
 	// HandshakeRate.
 	ReasonSourceHandshakeRate = "source_handshake_rate"
-	// ReasonFull: the table (for unknown sources: all but Reserve) is full.
+	// ReasonFull: the table (for unknown sources: all but Reserve) is full
+	// of connections that authenticated, so there is none to shed.
 	ReasonFull = "full"
 
 	// ReasonNoAuthenticatedRequest: no request passed authentication within
@@ -107,6 +114,9 @@ const (
 	ReasonAfterRefusal = "after_refusal"
 	// ReasonShedForKnownClient: closed to give its slot to a known source.
 	ReasonShedForKnownClient = "shed_for_known_client"
+	// ReasonShedForNewClient: closed, as the oldest connection that never
+	// authenticated, to give its slot to a new one.
+	ReasonShedForNewClient = "shed_for_new_client"
 )
 
 // Options configure a Gate. Zero values select the defaults above.
@@ -244,7 +254,7 @@ func (g *Gate) admit(c net.Conn) *Conn {
 	now := g.o.Now()
 
 	g.mu.Lock()
-	reason := ""
+	reason, shed := "", ""
 	var victim *Conn
 	switch {
 	case src.IsValid() && g.perSrc[src] >= g.o.MaxPerSource,
@@ -253,12 +263,16 @@ func (g *Gate) admit(c net.Conn) *Conn {
 	case src.IsValid() && !g.allowHandshakeLocked(src, site, hasSite, now):
 		reason = ReasonSourceHandshakeRate
 	case g.open >= g.o.MaxConns-g.reserved:
-		if !g.knownLocked(src, now) {
+		known := g.knownLocked(src, now)
+		if known && g.open < g.o.MaxConns {
+			break // the reserve
+		}
+		shed = ReasonShedForNewClient
+		if known {
+			shed = ReasonShedForKnownClient
+		}
+		if victim = g.shedLocked(); victim == nil {
 			reason = ReasonFull
-		} else if g.open >= g.o.MaxConns {
-			if victim = g.shedLocked(); victim == nil {
-				reason = ReasonFull
-			}
 		}
 	}
 	if reason != "" {
@@ -285,8 +299,8 @@ func (g *Gate) admit(c net.Conn) *Conn {
 	g.mu.Unlock()
 
 	if victim != nil {
-		g.metrics.evicted.WithLabelValues(ReasonShedForKnownClient).Inc()
-		level.Warn(g.logger).Log("msg", "connection shed for a known client", "client", victim.RemoteAddr())
+		g.metrics.evicted.WithLabelValues(shed).Inc()
+		level.Warn(g.logger).Log("msg", "connection shed", "reason", shed, "client", victim.RemoteAddr())
 		victim.Close()
 	}
 	return ac
@@ -508,11 +522,11 @@ func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error
 	m := &metrics{
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_connections_rejected_total",
-			Help: "Connections closed at accept, before any TLS work, by reason: source_connections (the source holds its share of connections), source_handshake_rate (it opens them too fast), full (the table is full, or all but the slots kept for known clients).",
+			Help: "Connections closed at accept, before any TLS work, by reason: source_connections (the source holds its share of connections), source_handshake_rate (it opens them too fast), full (every slot the source may use is held by an authenticated connection).",
 		}, []string{"reason"}),
 		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_connections_evicted_total",
-			Help: "Admitted connections the proxy closed, by reason: no_authenticated_request (none passed authentication within --web.read-header-timeout), after_refusal (still open after a refusal), shed_for_known_client (the oldest unauthenticated connection, to admit a known client into a full table).",
+			Help: "Admitted connections the proxy closed, by reason: no_authenticated_request (none passed authentication within --web.read-header-timeout), after_refusal (still open after a refusal), shed_for_known_client and shed_for_new_client (the oldest connection that never authenticated, to admit a known or a new client into a full table).",
 		}, []string{"reason"}),
 		open: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "metrics_proxy_connections_open",
@@ -522,7 +536,7 @@ func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error
 	for _, r := range []string{ReasonSourceConnections, ReasonSourceHandshakeRate, ReasonFull} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, r := range []string{ReasonNoAuthenticatedRequest, ReasonAfterRefusal, ReasonShedForKnownClient} {
+	for _, r := range []string{ReasonNoAuthenticatedRequest, ReasonAfterRefusal, ReasonShedForKnownClient, ReasonShedForNewClient} {
 		m.evicted.WithLabelValues(r)
 	}
 	if reg != nil {

@@ -159,8 +159,8 @@ func TestAttackHandshakeFlood(t *testing.T) {
 	}
 }
 
-// When the table is near full, only known sources get in; when it is full, a
-// known source takes the slot of the oldest connection that never
+// When the table is near full, only known sources get the reserve; when it
+// is full, a known source takes the slot of the oldest connection that never
 // authenticated. A flood from many addresses cannot lock out a Prometheus
 // that scraped before it.
 func TestAttackManySourcesCannotLockOutAKnownClient(t *testing.T) {
@@ -170,23 +170,16 @@ func TestAttackManySourcesCannotLockOutAKnownClient(t *testing.T) {
 	good.Close()
 
 	var flood []*fakeConn
-	for i := 1; i <= 10; i++ {
+	for i := 1; i <= 6; i++ {
 		_, fc := f.dial(fmt.Sprintf("127.0.1.%d", i))
 		flood = append(flood, fc)
-	}
-	// 6 anonymous slots (8 - reserve 2), so 4 of the 10 are refused.
-	if got := f.rejected(ReasonFull); got != 4 {
-		t.Fatalf("rejected{full} = %v, want 4", got)
-	}
-	if ac, _ := f.dial("127.0.0.3"); ac != nil {
-		t.Fatal("an unknown source took a reserved slot")
 	}
 	k1, _ := f.dial("127.0.0.2")
 	k2, _ := f.dial("127.0.0.2")
 	if k1 == nil || k2 == nil {
 		t.Fatal("known source refused while the reserve was free")
 	}
-	if f.evicted(ReasonShedForKnownClient) != 0 {
+	if f.evicted(ReasonShedForKnownClient) != 0 || f.evicted(ReasonShedForNewClient) != 0 {
 		t.Fatal("shed a connection while the reserve was free")
 	}
 	k3, _ := f.dial("127.0.0.2")
@@ -201,6 +194,46 @@ func TestAttackManySourcesCannotLockOutAKnownClient(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(f.g.metrics.open); got != 8 {
 		t.Errorf("open = %v, want 8", got)
+	}
+}
+
+// When the part of the table open to unknown sources is full of connections
+// that never authenticated, a new client takes the oldest one's slot instead
+// of being refused, and never a reserved slot.
+func TestAttackManySourcesCannotLockOutANewClient(t *testing.T) {
+	f := newFixture(t, Options{MaxConns: 8, MaxPerSource: 8, HandshakeRate: 1000, Reserve: 2})
+	var flood []*fakeConn
+	for i := 1; i <= 10; i++ {
+		_, fc := f.dial(fmt.Sprintf("127.0.1.%d", i))
+		flood = append(flood, fc)
+	}
+	// 6 anonymous slots (8 - reserve 2): the flood's last 4 pushed out its first 4.
+	if got := f.evicted(ReasonShedForNewClient); got != 4 {
+		t.Fatalf("evicted{shed_for_new_client} = %v, want 4", got)
+	}
+	for i, fc := range flood {
+		if fc.isClosed() != (i < 4) {
+			t.Fatalf("flood connection %d closed=%v; want only the 4 oldest shed", i, fc.isClosed())
+		}
+	}
+	newcomer, _ := f.dial("127.0.0.3")
+	if newcomer == nil {
+		t.Fatal("a new client was refused while unauthenticated connections held the table")
+	}
+	newcomer.Authenticated()
+	if got := testutil.ToFloat64(f.g.metrics.open); got != 6 {
+		t.Errorf("open = %v, want 6 (the reserve untouched)", got)
+	}
+	// Once authenticated, the newcomer is never shed, however many follow.
+	for i := 11; i <= 30; i++ {
+		f.dial(fmt.Sprintf("127.0.1.%d", i))
+	}
+	if f.rejected(ReasonFull) != 0 {
+		t.Errorf("rejected{full} = %v, want 0 while there are unauthenticated connections to shed", f.rejected(ReasonFull))
+	}
+	newcomer.Close()
+	if got := testutil.ToFloat64(f.g.metrics.open); got != 5 {
+		t.Errorf("open after the newcomer left = %v, want 5: it was never shed", got)
 	}
 }
 
@@ -220,16 +253,21 @@ func TestAuthenticatedConnectionsAreNotShed(t *testing.T) {
 	}
 }
 
-// A source stops being known KnownFor after its last authenticated request.
+// A source stops being known KnownFor after its last authenticated request:
+// it then gets in like a new client (taking an unauthenticated slot), not
+// into the reserve.
 func TestKnownSourceIsForgotten(t *testing.T) {
 	f := newFixture(t, Options{MaxConns: 2, MaxPerSource: 8, HandshakeRate: 1000, Reserve: 1, KnownFor: time.Minute})
 	k, _ := f.dial("127.0.0.2")
 	k.Authenticated()
 	k.Close()
-	f.dial("127.0.1.1")
+	_, flood := f.dial("127.0.1.1")
 	f.now = f.now.Add(time.Minute)
-	if ac, _ := f.dial("127.0.0.2"); ac != nil {
-		t.Fatal("a source forgotten a minute ago took the reserved slot")
+	if ac, _ := f.dial("127.0.0.2"); ac == nil {
+		t.Fatal("refused")
+	}
+	if got := testutil.ToFloat64(f.g.metrics.open); got != 1 || !flood.isClosed() || f.evicted(ReasonShedForNewClient) != 1 {
+		t.Errorf("open = %v, flood closed = %v, shed_for_new_client = %v; want 1, true, 1: not the reserve", got, flood.isClosed(), f.evicted(ReasonShedForNewClient))
 	}
 }
 
@@ -316,8 +354,8 @@ func TestMetricsExistAtZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 7 {
-		t.Errorf("%d series, want 3 rejected + 3 evicted + open", n)
+	if n != 8 {
+		t.Errorf("%d series, want 3 rejected + 4 evicted + open", n)
 	}
 	mfs, _ := f.reg.Gather()
 	var names []string

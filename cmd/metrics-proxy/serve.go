@@ -57,12 +57,7 @@ func serve(logger log.Logger, s serveConfig) int {
 	}
 	public := door.Public(ls)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		versioncollector.NewCollector("metrics_proxy"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := newRegistry()
 	verifier, err := auth.NewVerifier(auth.Options{
 		Logger:        log.With(logger, "component", "auth"),
 		Registerer:    reg,
@@ -74,27 +69,10 @@ func serve(logger log.Logger, s serveConfig) int {
 		return fail("cannot set up authentication", err)
 	}
 
-	var store *webconfig.Store
-	var current func() *webconfig.Config
-	if cfgFile := *s.web.WebConfigFile; cfgFile != "" {
-		store, err = webconfig.NewStore(cfgFile, webconfig.StoreOptions{
-			Logger:     log.With(logger, "component", "web-config"),
-			Registerer: reg,
-			Accept:     func(c *webconfig.Config) error { return door.RequireSafeDoor(public, c) },
-			OnChange:   func(c *webconfig.Config) { verifier.SetUsers(c.Users) },
-		})
-		if err != nil {
-			closeAll()
-			return fail("refusing to start", err)
-		}
-		current = store.Current
-	} else {
-		if err := door.RequireSafeDoor(public, nil); err != nil {
-			closeAll()
-			return fail("refusing to start", err)
-		}
-		none := &webconfig.Config{Web: &web.Config{}}
-		current = func() *webconfig.Config { return none }
+	store, current, err := openWebConfig(logger, reg, *s.web.WebConfigFile, public, verifier)
+	if err != nil {
+		closeAll()
+		return fail("refusing to start", err)
 	}
 	cfg := current()
 	if !cfg.TLSEnabled() {
@@ -154,14 +132,7 @@ func serve(logger log.Logger, s serveConfig) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if store != nil {
-		go func() {
-			if err := store.Watch(ctx); err != nil && ctx.Err() == nil {
-				level.Warn(logger).Log("msg", "not watching the web config for changes; reload with SIGHUP", "err", err)
-			}
-		}()
-	}
-	go reloadOnSIGHUP(ctx, hup, logger, store)
+	go keepConfigCurrent(ctx, hup, logger, store)
 
 	err = d.Serve(ctx)
 	stop()
@@ -172,9 +143,52 @@ func serve(logger log.Logger, s serveConfig) int {
 	return 0
 }
 
-// reloadOnSIGHUP reloads the web config at each SIGHUP until ctx ends. A
-// failed reload is logged by the store, which keeps the last good config.
-func reloadOnSIGHUP(ctx context.Context, hup <-chan os.Signal, logger log.Logger, store *webconfig.Store) {
+// newRegistry is the proxy's own registry, served at /proxy/metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector("metrics_proxy"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// openWebConfig loads --web.config.file into a Store whose every reload must
+// pass the door rule for the public listeners and hands its users to the
+// verifier; without a file, the door rule alone decides, and the config in
+// force is an empty one (plain HTTP, no authentication).
+func openWebConfig(logger log.Logger, reg prometheus.Registerer, file string, public []string, v *auth.Verifier) (*webconfig.Store, func() *webconfig.Config, error) {
+	if file == "" {
+		if err := door.RequireSafeDoor(public, nil); err != nil {
+			return nil, nil, err
+		}
+		none := &webconfig.Config{Web: &web.Config{}}
+		return nil, func() *webconfig.Config { return none }, nil
+	}
+	store, err := webconfig.NewStore(file, webconfig.StoreOptions{
+		Logger:     log.With(logger, "component", "web-config"),
+		Registerer: reg,
+		Accept:     func(c *webconfig.Config) error { return door.RequireSafeDoor(public, c) },
+		OnChange:   func(c *webconfig.Config) { v.SetUsers(c.Users) },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, store.Current, nil
+}
+
+// keepConfigCurrent reloads the web config when its files change and at
+// each SIGHUP, until ctx ends. A failed reload is logged by the store, which
+// keeps the last good config.
+func keepConfigCurrent(ctx context.Context, hup <-chan os.Signal, logger log.Logger, store *webconfig.Store) {
+	if store != nil {
+		go func() {
+			if err := store.Watch(ctx); err != nil && ctx.Err() == nil {
+				level.Warn(logger).Log("msg", "not watching the web config for changes; reload with SIGHUP", "err", err)
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():

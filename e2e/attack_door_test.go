@@ -39,7 +39,7 @@ const doorOpen = "metrics_proxy_connections_open"
 
 var (
 	doorRejectReasons = []string{"source_connections", "source_handshake_rate", "full"}
-	doorEvictReasons  = []string{"no_authenticated_request", "after_refusal", "shed_for_known_client"}
+	doorEvictReasons  = []string{"no_authenticated_request", "after_refusal", "shed_for_known_client", "shed_for_new_client"}
 )
 
 // doorCounts is want for every rejection and eviction reason: the given
@@ -284,17 +284,19 @@ func TestDoorHandshakeRate(t *testing.T) {
 	}
 }
 
-// Room is kept for clients that authenticated before: at max-connections 16
-// (reserve 2), anonymous idle connections from ten addresses fill the table
-// up to 14 and every further one, and a new unknown client, is closed before
-// the handshake and counted as full; the known client still gets every
-// scrape on new connections, and once 16 are open it gets in by shedding the
-// oldest connection that never authenticated, counted as
-// shed_for_known_client; the other anonymous connections stay open.
+// No flood of idle connections from many addresses locks anyone out: at
+// max-connections 16 (reserve 2), anonymous connections from ten addresses
+// can hold the 14 unreserved slots only as a queue, each new one taking the
+// slot of the oldest that never authenticated (shed_for_new_client), so a
+// never-seen client gets in and scrapes; the known client gets every scrape
+// on new connections, has the reserve to itself, and once all 16 are open
+// gets in by shedding the oldest anonymous connection (shed_for_known_client).
+// Nothing is refused as full while unauthenticated connections hold slots.
 func TestDoorKnownClientGetsIn(t *testing.T) {
 	const maxConns, reserve = 16, 2
 	p, _ := startWithUpstream(t, nil, proxyOptions{Args: []string{
-		fmt.Sprintf("--web.max-connections=%d", maxConns), "--web.max-connections-per-source=4",
+		// 5 per source: the known client needs 5 at once at the end.
+		fmt.Sprintf("--web.max-connections=%d", maxConns), "--web.max-connections-per-source=5",
 		"--web.handshake-rate-per-source=1000", "--web.read-header-timeout=1m"}})
 
 	// The known client authenticates on a keep-alive connection it keeps
@@ -306,80 +308,71 @@ func TestDoorKnownClientGetsIn(t *testing.T) {
 	p.waitMetric(t, k1, doorOpen, 1)
 
 	// Anonymous idle connections, 4 from each of 127.0.1.1..10, one at a
-	// time: admitted while fewer than max-connections minus the reserve are open.
+	// time: every one completes its handshake, the first 13 fill the
+	// unreserved slots and each later one pushes out the oldest.
 	var anon []net.Conn
 	t.Cleanup(func() {
 		for _, c := range anon {
 			c.Close()
 		}
 	})
-	refused := 0
 	for s := 1; s <= 10; s++ {
 		for i := range 4 {
 			c, err := p.dialTLS(fmt.Sprintf("127.0.1.%d", s))
-			switch {
-			case err == nil:
-				anon = append(anon, c)
-			case closedByPeer(err):
-				refused++
-			default:
-				t.Errorf("anonymous connection %d from 127.0.1.%d: %v", i, s, err)
+			if err != nil {
+				t.Fatalf("anonymous connection %d from 127.0.1.%d: %v", i, s, err)
 			}
+			anon = append(anon, c)
 		}
 	}
-	admitted := maxConns - reserve - 1
-	if len(anon) != admitted || refused != 40-admitted {
-		t.Fatalf("%d anonymous connections admitted, %d closed before the handshake; want %d and %d", len(anon), refused, admitted, 40-admitted)
-	}
+	held := maxConns - reserve - 1 // 13 anonymous beside the known client
+	shed := len(anon) - held       // 27
 	m := p.waitMetric(t, k1, doorOpen, maxConns-reserve)
-	expectMetrics(t, m, doorCounts(map[string]float64{doorRejected("full"): float64(40 - admitted)}))
-
-	// A new, unknown client is refused too.
-	if c, err := p.dialTLS("127.0.0.3"); !closedByPeer(err) {
-		if c != nil {
-			c.Close()
+	expectMetrics(t, m, doorCounts(map[string]float64{doorEvicted("shed_for_new_client"): float64(shed)}))
+	for i, c := range anon {
+		if open := stillOpen(c); open != (i >= shed) {
+			t.Fatalf("anonymous connection %d open=%v; want only the newest %d open", i, open, held)
 		}
-		t.Errorf("unknown client at %d open: %v, want closed before the handshake", maxConns-reserve, err)
 	}
-	// The known client scrapes on new connections (15 open at most).
-	p.keepScraping(p.freshClient(goodSrc), 100*time.Millisecond, 5, nil)().check(t, "known client at 14 open", 5)
-	m = p.waitMetric(t, k1, doorOpen, maxConns-reserve)
-	expectMetrics(t, m, doorCounts(map[string]float64{doorRejected("full"): float64(40 - admitted + 1)}))
 
-	// Two more keep-alive connections of the known client: 16 open, and
-	// nothing shed to get there.
-	for i, want := range []float64{maxConns - 1, maxConns} {
+	// A never-seen client gets in (its first connection takes the oldest
+	// anonymous slot) and scrapes; once it has authenticated it is known.
+	p.keepScraping(p.freshClient("127.0.0.3"), 100*time.Millisecond, 3, nil)().check(t, "new client in a full table", 3)
+	if stillOpen(anon[shed]) {
+		t.Error("the new client did not take the oldest anonymous slot")
+	}
+	// The known client scrapes on new connections meanwhile.
+	p.keepScraping(p.freshClient(goodSrc), 100*time.Millisecond, 3, nil)().check(t, "known client in a full table", 3)
+	m = p.waitMetric(t, k1, doorOpen, maxConns-reserve-1)
+	expectMetrics(t, m, doorCounts(map[string]float64{doorEvicted("shed_for_new_client"): float64(shed + 1)}))
+
+	// Three more keep-alive connections of the known client: 16 open, the
+	// reserve its own, nothing shed to get there.
+	for i, want := range []float64{maxConns - 2, maxConns - 1, maxConns} {
 		k := p.client(goodSrc)
 		if r := p.get(t, k, "/metrics"); r.Status != 200 {
 			t.Fatalf("known client's keep-alive connection %d: %d", i+2, r.Status)
 		}
 		m = p.waitMetric(t, k1, doorOpen, want)
 	}
-	expectMetrics(t, m, doorCounts(map[string]float64{doorRejected("full"): float64(40 - admitted + 1)}))
+	expectMetrics(t, m, doorCounts(map[string]float64{doorEvicted("shed_for_new_client"): float64(shed + 1)}))
 
 	// At 16, a new connection of the known client sheds the oldest
-	// anonymous one.
+	// anonymous one, and only that one.
 	if r := p.get(t, p.freshClient(goodSrc), "/metrics"); r.Status != 200 || r.Body != upBody {
 		t.Errorf("known client at %d open: %d %q", maxConns, r.Status, r.Body)
 	}
-	if got, err := waitClosed(anon[0], 10*time.Second); got != "" || !closedByPeer(err) {
+	if got, err := waitClosed(anon[shed+1], 10*time.Second); got != "" || !closedByPeer(err) {
 		t.Errorf("oldest anonymous connection: read %q, ended by %v; want closed by the proxy", got, err)
 	}
-	for i, c := range anon[1:] {
+	for i, c := range anon[shed+2:] {
 		if !stillOpen(c) {
-			t.Errorf("anonymous connection %d was closed too; only the oldest should be", i+1)
+			t.Errorf("anonymous connection %d was closed too; only the oldest should be", shed+2+i)
 		}
-	}
-	// Unknown clients are still refused, not given the freed slot.
-	if c, err := p.dialTLS("127.0.0.3"); !closedByPeer(err) {
-		if c != nil {
-			c.Close()
-		}
-		t.Errorf("unknown client after the shed: %v, want closed before the handshake", err)
 	}
 	m = p.selfMetrics(t, k1)
 	expectMetrics(t, m, doorCounts(map[string]float64{
-		doorRejected("full"):                 float64(40 - admitted + 2),
+		doorEvicted("shed_for_new_client"):   float64(shed + 1),
 		doorEvicted("shed_for_known_client"): 1,
 	}))
 }

@@ -27,7 +27,7 @@ func TestAttackRequestsMethods(t *testing.T) {
 	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND", "MKCOL", "BREW"} {
 		for _, hdr := range []map[string]string{nil, authHeader(defaultUser, defaultPassword)} {
 			r := do(t, c, m, p.URL+"/metrics", hdr)
-			if r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" || r.Body != "method not allowed\n" {
+			if r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" || r.Body != "Method Not Allowed\n" {
 				t.Errorf("%s (auth %v): %d Allow=%q %q", m, hdr != nil, r.Status, r.Header.Get("Allow"), r.Body)
 			}
 		}
@@ -37,12 +37,12 @@ func TestAttackRequestsMethods(t *testing.T) {
 	// never tunnelled, nor read at all.
 	rs := p.raw(t, "CONNECT "+up.Addr+" HTTP/1.1\r\nHost: "+up.Addr+"\r\nAuthorization: "+good+"\r\n\r\n"+
 		rawGet("/debug/pprof/", good), 5*time.Second)
-	if len(rs) != 1 || rs[0].Status != 405 || rs[0].Header.Get("Allow") != "GET, HEAD" || rs[0].Body != "method not allowed\n" {
+	if len(rs) != 1 || rs[0].Status != 405 || rs[0].Header.Get("Allow") != "GET, HEAD" || rs[0].Body != "Method Not Allowed\n" {
 		t.Errorf("CONNECT then GET /debug/pprof/: %+v", rs)
 	}
 	one(t, "CONNECT to an outside port", p.raw(t, "CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\nConnection: close\r\n\r\n", 5*time.Second),
-		405, "method not allowed\n")
-	one(t, "OPTIONS *", p.raw(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second), 405, "method not allowed\n")
+		405, "Method Not Allowed\n")
+	one(t, "OPTIONS *", p.raw(t, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5*time.Second), 405, "Method Not Allowed\n")
 	if uris := up.URIs(); len(uris) != 0 {
 		t.Errorf("upstream got %q", uris)
 	}
@@ -59,7 +59,7 @@ func TestAttackRequestsTargets(t *testing.T) {
 	t.Parallel()
 	p, up := startWithUpstream(t, nil, proxyOptions{})
 	good := basic(defaultUser, defaultPassword)
-	const bad, goBad = "bad request\n", "400 Bad Request"
+	const bad, goBad = "Bad Request\n", "400 Bad Request"
 	cases := []struct{ target, body string }{
 		// absolute-form and other non-origin forms
 		{"http://" + up.Addr + "/debug/pprof/", bad},
@@ -110,7 +110,7 @@ func TestAttackRequestsTargets(t *testing.T) {
 	// about which paths exist), 404 with them.
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/metrics/", "/METRICS", "/metrics.txt", "/", "/proxy/metrics/", "/nope"} {
 		one(t, "anonymous "+path, p.raw(t, rawGet(path, ""), 5*time.Second), 401, "Unauthorized\n")
-		one(t, "authenticated "+path, p.raw(t, rawGet(path, good), 5*time.Second), 404, "not found\n")
+		one(t, "authenticated "+path, p.raw(t, rawGet(path, good), 5*time.Second), 404, "Not Found\n")
 	}
 	if uris := up.URIs(); len(uris) != 0 {
 		t.Errorf("upstream got %q", uris)
@@ -326,16 +326,16 @@ func TestAttackRequestsHTTP2(t *testing.T) {
 		t.Errorf("h2 wrong password: %d", r.Status)
 	}
 	for _, m := range []string{"POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"} {
-		if r := get("/metrics", m, auth); r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" || r.Body != "method not allowed\n" {
+		if r := get("/metrics", m, auth); r.Status != 405 || r.Header.Get("Allow") != "GET, HEAD" || r.Body != "Method Not Allowed\n" {
 			t.Errorf("h2 %s: %d %q %q", m, r.Status, r.Header.Get("Allow"), r.Body)
 		}
 	}
 	for _, path := range []string{"/metrics/../debug/pprof/", "/%2e%2e/debug/pprof/", "/%2E%2E/debug/pprof/", "/%252e%252e/", "/debug%2fpprof/", "//debug/pprof/", "/metrics//", "/./metrics"} {
-		if r := get(path, "GET", auth); r.Status != 400 || r.Body != "bad request\n" {
+		if r := get(path, "GET", auth); r.Status != 400 || r.Body != "Bad Request\n" {
 			t.Errorf("h2 %s: %d %q", path, r.Status, r.Body)
 		}
 	}
-	if r := get("/debug/pprof/", "GET", auth); r.Status != 404 || r.Body != "not found\n" {
+	if r := get("/debug/pprof/", "GET", auth); r.Status != 404 || r.Body != "Not Found\n" {
 		t.Errorf("h2 /debug/pprof/: %d %q", r.Status, r.Body)
 	}
 	// A query passes unchanged over h2 too.
@@ -448,7 +448,7 @@ func TestAttackRequestsSmuggling(t *testing.T) {
 	// body, so it is refused and the connection closed; the hidden request
 	// never runs.
 	one(t, "request hidden in a Content-Length body", p.raw(t, head+"Content-Length: "+fmt.Sprint(len(hidden))+"\r\n\r\n"+hidden, 3*time.Second),
-		400, "bad request\n")
+		400, "Bad Request\n")
 	if uris := up.URIs(); len(uris) != 0 {
 		t.Errorf("upstream got %q, want nothing", uris)
 	}
@@ -462,7 +462,7 @@ func TestAttackRequestsSmuggling(t *testing.T) {
 		"Transfer-Encoding: chunked\r\nContent-Length: " + fmt.Sprint(5+len(hidden)) + "\r\n",
 	} {
 		one(t, "Content-Length with Transfer-Encoding ("+strings.SplitN(order, ":", 2)[0]+" first)",
-			p.raw(t, head+order+"\r\n0\r\n\r\n"+hidden, 3*time.Second), 400, "bad request\n")
+			p.raw(t, head+order+"\r\n0\r\n\r\n"+hidden, 3*time.Second), 400, "Bad Request\n")
 	}
 	for _, u := range up.URIs() {
 		if strings.Contains(u, "smuggled") {
@@ -497,7 +497,7 @@ func TestAttackRequestsOwnMetrics(t *testing.T) {
 	if r := p.get(t, c, "/debug/pprof/"); r.Status != 404 { // 6: forbidden_path (cached)
 		t.Fatalf("/debug/pprof/: %d", r.Status)
 	}
-	one(t, "//metrics", p.raw(t, rawGet("//metrics", ""), 5*time.Second), 400, "bad request\n") // 7: bad_request, before auth
+	one(t, "//metrics", p.raw(t, rawGet("//metrics", ""), 5*time.Second), 400, "Bad Request\n") // 7: bad_request, before auth
 	// 8: ok (cached), counted before it is served.
 	m, mfs := scrape(t, c, p.URL+"/proxy/metrics", authHeader(defaultUser, defaultPassword))
 

@@ -69,8 +69,8 @@ func shareCheckSafetyHeaders(t *testing.T, what string, h http.Header) {
 // upstream slot.
 func shareCheckBusy(t *testing.T, what string, r result) {
 	t.Helper()
-	if r.Status != 503 || r.Body != "upstream busy\n" || r.Header.Get("Retry-After") != "1" {
-		t.Errorf("%s: %d %q Retry-After %q, want 503 \"upstream busy\\n\" Retry-After 1", what, r.Status, r.Body, r.Header.Get("Retry-After"))
+	if r.Status != 503 || r.Body != "Service Unavailable\n" || r.Header.Get("Retry-After") != "1" {
+		t.Errorf("%s: %d %q Retry-After %q, want 503 \"Service Unavailable\\n\" Retry-After 1", what, r.Status, r.Body, r.Header.Get("Retry-After"))
 	}
 	shareCheckSafetyHeaders(t, what, r.Header)
 }
@@ -152,7 +152,7 @@ func TestShareAuthenticatedHog(t *testing.T) {
 					mu.Unlock()
 				case r.Status == 200 && r.Body == upBody:
 					ok.Add(1)
-				case r.Status == 503 && r.Body == "upstream busy\n" && r.Header.Get("Retry-After") == "1":
+				case r.Status == 503 && r.Body == "Service Unavailable\n" && r.Header.Get("Retry-After") == "1":
 					busy.Add(1)
 					// Refused at once: retry soon (not after Retry-After),
 					// without spinning the two cores.
@@ -461,8 +461,8 @@ func TestShareLogLinesRateLimited(t *testing.T) {
 	hdr := map[string]string{"Authorization": basic(defaultUser, defaultPassword), "X-Prometheus-Scrape-Timeout-Seconds": "1e-9"}
 	for i := range n {
 		r := do(t, c, "GET", p.URL+"/metrics", hdr)
-		if r.Status != 504 || r.Body != "upstream timed out\n" {
-			t.Errorf("request %d: %d %q, want 504 \"upstream timed out\\n\"", i, r.Status, r.Body)
+		if r.Status != 504 || r.Body != "Gateway Timeout\n" {
+			t.Errorf("request %d: %d %q, want 504 \"Gateway Timeout\\n\"", i, r.Status, r.Body)
 		}
 	}
 	took := time.Since(start)

@@ -430,13 +430,7 @@ func TestAuthorizedButNotAllowlistedIs404(t *testing.T) {
 
 func TestPprofSubtreeForwardsQuery(t *testing.T) {
 	f := newFixture(t, Options{AllowedPaths: []string{"/metrics", "/debug/pprof/"}}, nil)
-	srv := f.front(t)
-	req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/heap?debug=1&gc=1", nil)
-	req.SetBasicAuth(testUser, testPass)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := authorizedGet(t, f.front(t), "/debug/pprof/heap?debug=1&gc=1")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, want 200", resp.StatusCode)
@@ -651,4 +645,17 @@ func TestRefusalsCloseTheConnection(t *testing.T) {
 	if w := f.serve("GET", "/metrics", authorized()); w.Code != http.StatusOK || w.Header().Get("Connection") != "" {
 		t.Errorf("authorized scrape: %d, Connection %q", w.Code, w.Header().Get("Connection"))
 	}
+}
+
+// authorizedGet sends GET path with the test credentials to srv (the proxy
+// behind a real server, see fixture.front).
+func authorizedGet(t *testing.T, srv *httptest.Server, path string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	req.SetBasicAuth(testUser, testPass)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }

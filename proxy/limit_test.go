@@ -33,13 +33,7 @@ func TestBodyAtTheLimitPasses(t *testing.T) {
 			w.(http.Flusher).Flush()
 			io.WriteString(w, strings.Repeat("x", 24))
 		})
-		srv := f.front(t)
-		req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
-		req.SetBasicAuth(testUser, testPass)
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := authorizedGet(t, f.front(t), "/metrics")
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK || len(body) != 1024 {
@@ -59,13 +53,7 @@ func TestStreamedOversizedBodyBreaksTheResponse(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 	})
-	srv := f.front(t)
-	req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
-	req.SetBasicAuth(testUser, testPass)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := authorizedGet(t, f.front(t), "/metrics")
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {

@@ -104,8 +104,15 @@ func TestAttackUpstreamSlotsAreShared(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f.serve("GET", "/metrics", authorized()) }()
 	}
+	// Both requests are at the upstream, not merely holding slots.
 	deadline := time.Now().Add(5 * time.Second)
-	for f.h.queue.InUse() < 2 && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := cur
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
 		time.Sleep(time.Millisecond)
 	}
 	w := f.serve("GET", "/metrics", authorized())

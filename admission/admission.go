@@ -27,12 +27,14 @@
 //     authenticated. A flood from however many addresses cannot lock out a
 //     Prometheus that scraped before it began.
 //   - New clients get in too. When the part of the table open to unknown
-//     sources is full, a new connection takes the slot of the oldest
-//     connection that never authenticated, rather than being refused: the
-//     anonymous slots are a queue, not a prize. A flood that holds them with
-//     idle connections has to push the whole queue through (at each
-//     source's handshake rate) in the few milliseconds a real client takes
-//     to finish TLS and authenticate, to keep it out.
+//     sources is full, a connection from a source that holds none takes
+//     the slot of the oldest connection that never authenticated from the
+//     source holding the most, rather than being refused. A flood from many
+//     addresses that holds the table with idle connections thus cannot keep
+//     out a client it has not seen, unless it holds only one connection per
+//     address (hundreds of addresses, or IPv6 /48s, of which each may hold
+//     only its share); and its reconnections, from addresses that still
+//     hold connections, never churn the table.
 //
 // The HTTP layer tells a connection what happened to it through the context
 // of its requests: see ConnContext, FromContext, Conn.Authenticated and
@@ -104,7 +106,7 @@ const (
 	// HandshakeRate.
 	ReasonSourceHandshakeRate = "source_handshake_rate"
 	// ReasonFull: the table (for unknown sources: all but Reserve) is full
-	// of connections that authenticated, so there is none to shed.
+	// and no connection may be shed for this source.
 	ReasonFull = "full"
 
 	// ReasonNoAuthenticatedRequest: no request passed authentication within
@@ -115,7 +117,8 @@ const (
 	// ReasonShedForKnownClient: closed to give its slot to a known source.
 	ReasonShedForKnownClient = "shed_for_known_client"
 	// ReasonShedForNewClient: closed, as the oldest connection that never
-	// authenticated, to give its slot to a new one.
+	// authenticated of the source holding the most, to give its slot to a
+	// source that held none.
 	ReasonShedForNewClient = "shed_for_new_client"
 )
 
@@ -267,11 +270,13 @@ func (g *Gate) admit(c net.Conn) *Conn {
 		if known && g.open < g.o.MaxConns {
 			break // the reserve
 		}
-		shed = ReasonShedForNewClient
-		if known {
-			shed = ReasonShedForKnownClient
+		switch {
+		case known:
+			shed, victim = ReasonShedForKnownClient, g.shedLocked(g.anon.Front())
+		case src.IsValid() && g.perSrc[src] == 0:
+			shed, victim = ReasonShedForNewClient, g.shedLocked(g.heaviestAnonLocked())
 		}
-		if victim = g.shedLocked(); victim == nil {
+		if victim == nil {
 			reason = ReasonFull
 		}
 	}
@@ -333,14 +338,39 @@ func (g *Gate) knownLocked(src netip.Prefix, now time.Time) bool {
 // shedLocked takes the oldest connection that never authenticated out of the
 // table, for the caller to close once the lock is released; nil if there is
 // none.
-func (g *Gate) shedLocked() *Conn {
-	e := g.anon.Front()
+func (g *Gate) shedLocked(e *list.Element) *Conn {
 	if e == nil {
 		return nil
 	}
 	victim := e.Value.(*Conn)
 	g.releaseLocked(victim)
 	return victim
+}
+
+// heaviestAnonLocked returns the oldest connection that never authenticated
+// of the source holding the most connections, if it holds at least two;
+// nil otherwise. A new client takes that slot: the sources crowding the
+// table pay for it, and a flood's own reconnections (from sources that
+// still hold connections) never churn the table, nor can one-connection
+// newcomers push each other out.
+func (g *Gate) heaviestAnonLocked() *list.Element {
+	var heaviest netip.Prefix
+	most := 1
+	for e := g.anon.Front(); e != nil; e = e.Next() {
+		c := e.Value.(*Conn)
+		if n := g.perSrc[c.src]; c.src.IsValid() && n > most {
+			heaviest, most = c.src, n
+		}
+	}
+	if most < 2 {
+		return nil
+	}
+	for e := g.anon.Front(); e != nil; e = e.Next() {
+		if e.Value.(*Conn).src == heaviest {
+			return e
+		}
+	}
+	return nil
 }
 
 // releaseLocked frees c's slot, once.
@@ -522,7 +552,7 @@ func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error
 	m := &metrics{
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_connections_rejected_total",
-			Help: "Connections closed at accept, before any TLS work, by reason: source_connections (the source holds its share of connections), source_handshake_rate (it opens them too fast), full (every slot the source may use is held by an authenticated connection).",
+			Help: "Connections closed at accept, before any TLS work, by reason: source_connections (the source holds its share of connections), source_handshake_rate (it opens them too fast), full (no slot free for the source, and none it may take).",
 		}, []string{"reason"}),
 		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_connections_evicted_total",

@@ -198,42 +198,62 @@ func TestAttackManySourcesCannotLockOutAKnownClient(t *testing.T) {
 }
 
 // When the part of the table open to unknown sources is full of connections
-// that never authenticated, a new client takes the oldest one's slot instead
-// of being refused, and never a reserved slot.
+// that never authenticated, a client from an address that holds none takes
+// the oldest slot of the address holding the most, instead of being
+// refused, and never a reserved slot; the flood's own further connections,
+// from addresses that hold some, are refused and churn nothing.
 func TestAttackManySourcesCannotLockOutANewClient(t *testing.T) {
 	f := newFixture(t, Options{MaxConns: 8, MaxPerSource: 8, HandshakeRate: 1000, Reserve: 2})
 	var flood []*fakeConn
-	for i := 1; i <= 10; i++ {
-		_, fc := f.dial(fmt.Sprintf("127.0.1.%d", i))
+	for i := 0; i < 10; i++ {
+		_, fc := f.dial(fmt.Sprintf("127.0.1.%d", 1+i%2)) // two addresses, alternating
 		flood = append(flood, fc)
 	}
-	// 6 anonymous slots (8 - reserve 2): the flood's last 4 pushed out its first 4.
-	if got := f.evicted(ReasonShedForNewClient); got != 4 {
-		t.Fatalf("evicted{shed_for_new_client} = %v, want 4", got)
-	}
-	for i, fc := range flood {
-		if fc.isClosed() != (i < 4) {
-			t.Fatalf("flood connection %d closed=%v; want only the 4 oldest shed", i, fc.isClosed())
-		}
+	// 6 anonymous slots (8 - reserve 2): the flood's last 4 are refused.
+	if got, shed := f.rejected(ReasonFull), f.evicted(ReasonShedForNewClient); got != 4 || shed != 0 {
+		t.Fatalf("rejected{full} = %v, shed = %v; want 4 and 0", got, shed)
 	}
 	newcomer, _ := f.dial("127.0.0.3")
 	if newcomer == nil {
 		t.Fatal("a new client was refused while unauthenticated connections held the table")
 	}
 	newcomer.Authenticated()
+	if !flood[0].isClosed() || flood[1].isClosed() || flood[2].isClosed() {
+		t.Error("the shed connection was not the oldest of the address holding the most")
+	}
+	second, _ := f.dial("127.0.0.4")
+	if second == nil || !flood[1].isClosed() {
+		t.Fatal("a second new client did not take the oldest slot of the (now) heaviest address")
+	}
+	if got := f.evicted(ReasonShedForNewClient); got != 2 {
+		t.Errorf("evicted{shed_for_new_client} = %v, want 2", got)
+	}
 	if got := testutil.ToFloat64(f.g.metrics.open); got != 6 {
 		t.Errorf("open = %v, want 6 (the reserve untouched)", got)
 	}
 	// Once authenticated, the newcomer is never shed, however many follow.
-	for i := 11; i <= 30; i++ {
-		f.dial(fmt.Sprintf("127.0.1.%d", i))
-	}
-	if f.rejected(ReasonFull) != 0 {
-		t.Errorf("rejected{full} = %v, want 0 while there are unauthenticated connections to shed", f.rejected(ReasonFull))
+	for i := 5; i <= 30; i++ {
+		f.dial(fmt.Sprintf("127.0.2.%d", i))
 	}
 	newcomer.Close()
 	if got := testutil.ToFloat64(f.g.metrics.open); got != 5 {
 		t.Errorf("open after the newcomer left = %v, want 5: it was never shed", got)
+	}
+}
+
+// The limit of the rule: a flood holding the table with one connection per
+// address leaves no address holding more than its share, so a new client is
+// refused (known clients still have the reserve).
+func TestOneConnectionPerAddressHoldsTheTable(t *testing.T) {
+	f := newFixture(t, Options{MaxConns: 8, MaxPerSource: 8, HandshakeRate: 1000, Reserve: 2})
+	for i := 1; i <= 6; i++ {
+		f.dial(fmt.Sprintf("127.0.1.%d", i))
+	}
+	if ac, _ := f.dial("127.0.0.3"); ac != nil {
+		t.Fatal("admitted by shedding a one-connection address")
+	}
+	if got := f.rejected(ReasonFull); got != 1 {
+		t.Errorf("rejected{full} = %v, want 1", got)
 	}
 }
 
@@ -254,20 +274,16 @@ func TestAuthenticatedConnectionsAreNotShed(t *testing.T) {
 }
 
 // A source stops being known KnownFor after its last authenticated request:
-// it then gets in like a new client (taking an unauthenticated slot), not
-// into the reserve.
+// the reserve is no longer its.
 func TestKnownSourceIsForgotten(t *testing.T) {
 	f := newFixture(t, Options{MaxConns: 2, MaxPerSource: 8, HandshakeRate: 1000, Reserve: 1, KnownFor: time.Minute})
 	k, _ := f.dial("127.0.0.2")
 	k.Authenticated()
 	k.Close()
-	_, flood := f.dial("127.0.1.1")
+	f.dial("127.0.1.1")
 	f.now = f.now.Add(time.Minute)
-	if ac, _ := f.dial("127.0.0.2"); ac == nil {
-		t.Fatal("refused")
-	}
-	if got := testutil.ToFloat64(f.g.metrics.open); got != 1 || !flood.isClosed() || f.evicted(ReasonShedForNewClient) != 1 {
-		t.Errorf("open = %v, flood closed = %v, shed_for_new_client = %v; want 1, true, 1: not the reserve", got, flood.isClosed(), f.evicted(ReasonShedForNewClient))
+	if ac, _ := f.dial("127.0.0.2"); ac != nil {
+		t.Fatal("a source forgotten a minute ago took the reserved slot")
 	}
 }
 

@@ -284,14 +284,14 @@ func TestDoorHandshakeRate(t *testing.T) {
 	}
 }
 
-// No flood of idle connections from many addresses locks anyone out: at
-// max-connections 16 (reserve 2), anonymous connections from ten addresses
-// can hold the 14 unreserved slots only as a queue, each new one taking the
-// slot of the oldest that never authenticated (shed_for_new_client), so a
-// never-seen client gets in and scrapes; the known client gets every scrape
-// on new connections, has the reserve to itself, and once all 16 are open
-// gets in by shedding the oldest anonymous connection (shed_for_known_client).
-// Nothing is refused as full while unauthenticated connections hold slots.
+// No flood of idle connections from several addresses locks anyone out: at
+// max-connections 16 (reserve 2), anonymous connections fill the 14
+// unreserved slots and further ones from those addresses are refused as
+// full, but a client from an address that holds none takes the oldest slot
+// of the address holding the most (shed_for_new_client) and scrapes; the
+// known client gets every scrape on new connections, has the reserve to
+// itself, and once all 16 are open gets in by shedding the oldest anonymous
+// connection (shed_for_known_client). Only the connections named are closed.
 func TestDoorKnownClientGetsIn(t *testing.T) {
 	const maxConns, reserve = 16, 2
 	p, _ := startWithUpstream(t, nil, proxyOptions{Args: []string{
@@ -307,44 +307,45 @@ func TestDoorKnownClientGetsIn(t *testing.T) {
 	}
 	p.waitMetric(t, k1, doorOpen, 1)
 
-	// Anonymous idle connections, 4 from each of 127.0.1.1..10, one at a
-	// time: every one completes its handshake, the first 13 fill the
-	// unreserved slots and each later one pushes out the oldest.
+	// Five anonymous idle connections from each of 127.0.1.1..3, one at a
+	// time: 13 fill the unreserved slots, the last two from 127.0.1.3 are
+	// closed before the handshake (their address already holds some).
 	var anon []net.Conn
 	t.Cleanup(func() {
 		for _, c := range anon {
 			c.Close()
 		}
 	})
-	for s := 1; s <= 10; s++ {
-		for i := range 4 {
+	refused := 0
+	for s := 1; s <= 3; s++ {
+		for i := range 5 {
 			c, err := p.dialTLS(fmt.Sprintf("127.0.1.%d", s))
-			if err != nil {
+			switch {
+			case err == nil:
+				anon = append(anon, c)
+			case closedByPeer(err):
+				refused++
+			default:
 				t.Fatalf("anonymous connection %d from 127.0.1.%d: %v", i, s, err)
 			}
-			anon = append(anon, c)
 		}
 	}
-	held := maxConns - reserve - 1 // 13 anonymous beside the known client
-	shed := len(anon) - held       // 27
+	if len(anon) != maxConns-reserve-1 || refused != 2 {
+		t.Fatalf("%d anonymous connections admitted, %d closed before the handshake; want %d and 2", len(anon), refused, maxConns-reserve-1)
+	}
 	m := p.waitMetric(t, k1, doorOpen, maxConns-reserve)
-	expectMetrics(t, m, doorCounts(map[string]float64{doorEvicted("shed_for_new_client"): float64(shed)}))
-	for i, c := range anon {
-		if open := stillOpen(c); open != (i >= shed) {
-			t.Fatalf("anonymous connection %d open=%v; want only the newest %d open", i, open, held)
-		}
-	}
+	expectMetrics(t, m, doorCounts(map[string]float64{doorRejected("full"): 2}))
 
-	// A never-seen client gets in (its first connection takes the oldest
-	// anonymous slot) and scrapes; once it has authenticated it is known.
+	// A never-seen client gets in: its first connection takes the oldest
+	// slot of 127.0.1.1 (5 held, the most), and it scrapes.
 	p.keepScraping(p.freshClient("127.0.0.3"), 100*time.Millisecond, 3, nil)().check(t, "new client in a full table", 3)
-	if stillOpen(anon[shed]) {
-		t.Error("the new client did not take the oldest anonymous slot")
+	if got, err := waitClosed(anon[0], 10*time.Second); got != "" || !closedByPeer(err) {
+		t.Errorf("oldest anonymous connection of the heaviest address: read %q, ended by %v; want closed by the proxy", got, err)
 	}
 	// The known client scrapes on new connections meanwhile.
 	p.keepScraping(p.freshClient(goodSrc), 100*time.Millisecond, 3, nil)().check(t, "known client in a full table", 3)
 	m = p.waitMetric(t, k1, doorOpen, maxConns-reserve-1)
-	expectMetrics(t, m, doorCounts(map[string]float64{doorEvicted("shed_for_new_client"): float64(shed + 1)}))
+	expectMetrics(t, m, doorCounts(map[string]float64{doorRejected("full"): 2, doorEvicted("shed_for_new_client"): 1}))
 
 	// Three more keep-alive connections of the known client: 16 open, the
 	// reserve its own, nothing shed to get there.
@@ -355,24 +356,25 @@ func TestDoorKnownClientGetsIn(t *testing.T) {
 		}
 		m = p.waitMetric(t, k1, doorOpen, want)
 	}
-	expectMetrics(t, m, doorCounts(map[string]float64{doorEvicted("shed_for_new_client"): float64(shed + 1)}))
+	expectMetrics(t, m, doorCounts(map[string]float64{doorRejected("full"): 2, doorEvicted("shed_for_new_client"): 1}))
 
 	// At 16, a new connection of the known client sheds the oldest
 	// anonymous one, and only that one.
 	if r := p.get(t, p.freshClient(goodSrc), "/metrics"); r.Status != 200 || r.Body != upBody {
 		t.Errorf("known client at %d open: %d %q", maxConns, r.Status, r.Body)
 	}
-	if got, err := waitClosed(anon[shed+1], 10*time.Second); got != "" || !closedByPeer(err) {
+	if got, err := waitClosed(anon[1], 10*time.Second); got != "" || !closedByPeer(err) {
 		t.Errorf("oldest anonymous connection: read %q, ended by %v; want closed by the proxy", got, err)
 	}
-	for i, c := range anon[shed+2:] {
+	for i, c := range anon[2:] {
 		if !stillOpen(c) {
-			t.Errorf("anonymous connection %d was closed too; only the oldest should be", shed+2+i)
+			t.Errorf("anonymous connection %d was closed too; only the oldest should be", 2+i)
 		}
 	}
 	m = p.selfMetrics(t, k1)
 	expectMetrics(t, m, doorCounts(map[string]float64{
-		doorEvicted("shed_for_new_client"):   float64(shed + 1),
+		doorRejected("full"):                 2,
+		doorEvicted("shed_for_new_client"):   1,
 		doorEvicted("shed_for_known_client"): 1,
 	}))
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/alloyci/hardened-runner/source"
 )
 
 // The back-off curve. A client address may fail freeBurst times in a row at full
@@ -36,32 +38,12 @@ const (
 // distributed attack, they only keep it from being cheap from one machine.
 const DefaultMaxClients = 10000
 
-// clientKey returns the back-off bucket for a request's RemoteAddr: the IPv4
-// address, or the IPv6 /64 prefix, because one IPv6 host or customer usually holds a
-// whole /64 and could otherwise take a fresh address for every guess. An
-// IPv4-mapped IPv6 address counts as its IPv4 address, and zones are dropped. A
-// RemoteAddr that is not an IP address (a unix socket, a test) falls into one shared
-// bucket, the zero Prefix.
-func clientKey(remoteAddr string) netip.Prefix {
-	var addr netip.Addr
-	if ap, err := netip.ParseAddrPort(remoteAddr); err == nil {
-		addr = ap.Addr()
-	} else if a, err := netip.ParseAddr(remoteAddr); err == nil {
-		addr = a
-	} else {
-		return netip.Prefix{}
-	}
-	addr = addr.Unmap().WithZone("")
-	bits := 64
-	if addr.Is4() {
-		bits = 32
-	}
-	p, err := addr.Prefix(bits)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return p
-}
+// clientKey returns the back-off bucket for a request's RemoteAddr: its
+// source (package source), the IPv4 address or the IPv6 /64, the same key as
+// every other per-client limit of the proxy. A RemoteAddr that is not an IP
+// address (a unix socket, a test) falls into one shared bucket, the zero
+// Prefix.
+func clientKey(remoteAddr string) netip.Prefix { return source.Of(remoteAddr) }
 
 // clientState is what we remember about one address.
 type clientState struct {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -12,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,27 +119,7 @@ func readWatched(ctx context.Context, o options, s *setup, base string) (map[str
 	defer closeIdle(c)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	a := get(rctx, c, base+"/proxy/metrics", s.user, s.password, true, nil)
-	if a.err != nil || a.status != http.StatusOK {
-		return nil, fmt.Errorf("GET /proxy/metrics: status %d, %v", a.status, a.err)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(a.body))
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		for _, f := range watchedFamilies {
-			if rest, ok := strings.CutPrefix(line, f); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
-				i := strings.LastIndexByte(line, ' ')
-				if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-					out[line[:i]] = v
-				}
-			}
-		}
-	}
-	return out, nil
+	return selfMetrics(rctx, c, base, s, func(name string) bool { return slices.Contains(watchedFamilies, name) })
 }
 
 // attackLimit bounds the wait for an attack process after its flood.

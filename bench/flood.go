@@ -124,7 +124,20 @@ const (
 func proxyCounters(ctx context.Context, c *http.Client, base string, s *setup) (map[string]float64, error) {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	a := get(rctx, c, base+"/proxy/metrics", s.user, s.password, true, nil)
+	out, err := selfMetrics(rctx, c, base, s, func(name string) bool { return strings.HasPrefix(name, "metrics_proxy_auth_") })
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := out[bcryptChecksMetric]; !ok {
+		return nil, fmt.Errorf("/proxy/metrics has no %s", bcryptChecksMetric)
+	}
+	return out, nil
+}
+
+// selfMetrics GETs /proxy/metrics with the right password and returns the
+// samples whose metric name keep accepts, keyed by name and labels.
+func selfMetrics(ctx context.Context, c *http.Client, base string, s *setup, keep func(name string) bool) (map[string]float64, error) {
+	a := get(ctx, c, base+"/proxy/metrics", s.user, s.password, true, nil)
 	if a.err != nil || a.status != http.StatusOK {
 		return nil, fmt.Errorf("GET /proxy/metrics: status %d, %v", a.status, a.err)
 	}
@@ -132,16 +145,18 @@ func proxyCounters(ctx context.Context, c *http.Client, base string, s *setup) (
 	sc := bufio.NewScanner(bytes.NewReader(a.body))
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "metrics_proxy_auth_") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, _, _ := strings.Cut(line, "{")
+		name, _, _ = strings.Cut(name, " ")
+		if !keep(name) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
 		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
 			out[line[:i]] = v
 		}
-	}
-	if _, ok := out[bcryptChecksMetric]; !ok {
-		return nil, fmt.Errorf("/proxy/metrics has no %s", bcryptChecksMetric)
 	}
 	return out, nil
 }

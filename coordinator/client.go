@@ -346,15 +346,24 @@ func jsonCall(method, base, path string, v any, retry Retry) (call, error) {
 	return call{method: method, base: base, path: path, body: b, ctype: "application/json", retry: retry}, nil
 }
 
-// decode reads a JSON body of at most limit bytes into v and closes it.
-func decode(resp *http.Response, limit int64, v any) error {
+// readAll reads a body of at most limit bytes and closes it.
+func readAll(resp *http.Response, limit int64) ([]byte, error) {
 	defer drain(resp)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return fmt.Errorf("reading the answer: %w", err)
+		return nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	if int64(len(b)) > limit {
-		return fmt.Errorf("the answer is larger than %d bytes", limit)
+		return nil, fmt.Errorf("the answer is larger than %d bytes", limit)
+	}
+	return b, nil
+}
+
+// decode reads a JSON body of at most limit bytes into v and closes it.
+func decode(resp *http.Response, limit int64, v any) error {
+	b, err := readAll(resp, limit)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decoding the answer: %w", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,6 +33,12 @@ type Job struct {
 	Artifacts    json.RawMessage `json:"artifacts,omitempty"`
 	Cache        json.RawMessage `json:"cache,omitempty"`
 	Dependencies json.RawMessage `json:"dependencies,omitempty"`
+
+	// Unusable, when set, says why the runner cannot run this job (a field
+	// of an unexpected type, an unknown step): the coordinator has already
+	// marked it running, so it must be reported failed with this reason in
+	// its trace, not dropped. It never holds a secret value.
+	Unusable string `json:"-"`
 }
 
 // JobInfo names the job and its project.
@@ -65,6 +72,55 @@ type Variable struct {
 	Public bool `json:"public"`
 	// Masked is GitLab's newer way to mark a secret; honoured as well.
 	Masked bool `json:"masked,omitempty"`
+}
+
+// UnmarshalJSON reads a variable whose value may be of any JSON scalar type,
+// as AlloyCI sends the values of .alloy-ci.yml (read as YAML): a string as
+// it is, a number or a boolean as its JSON text (3, 1.5, true), null as
+// empty. An object or an array is an error that names the key, not the value.
+func (v *Variable) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Key    string          `json:"key"`
+		Value  json.RawMessage `json:"value"`
+		Public bool            `json:"public"`
+		Masked bool            `json:"masked"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	val, err := scalarText(raw.Value)
+	if err != nil {
+		return fmt.Errorf("variable %q: %w", raw.Key, err)
+	}
+	*v = Variable{Key: raw.Key, Value: val, Public: raw.Public, Masked: raw.Masked}
+	return nil
+}
+
+// scalarText is the text of a JSON scalar as YAML would show it.
+func scalarText(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", nil
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", errors.New("the value is not a valid JSON string")
+		}
+		return s, nil
+	case 'n':
+		return "", nil // null
+	case 't', 'f':
+		return string(raw), nil // true, false: the decoder checked them
+	case '{':
+		return "", errors.New("the value is an object, want a string, number, boolean or null")
+	case '[':
+		return "", errors.New("the value is an array, want a string, number, boolean or null")
+	default:
+		// A number: its text, so 3 stays "3" and 1.5 "1.5".
+		return json.Number(raw).String(), nil
+	}
 }
 
 // Secret reports whether v's value must be kept out of the trace and logs.
@@ -253,14 +309,11 @@ func (cl *Client) RequestJob(ctx context.Context, baseURL, runnerToken, lastUpda
 	}
 	switch resp.StatusCode {
 	case http.StatusCreated:
-		var job Job
-		if err := decode(resp, maxJobBytes, &job); err != nil {
+		job, err := decodeJob(resp)
+		if err != nil {
 			return nil, lastUpdate, fmt.Errorf("requesting a job: %w", err)
 		}
-		if job.ID <= 0 || job.Token == "" {
-			return nil, lastUpdate, fmt.Errorf("requesting a job: the coordinator sent a job without id or token")
-		}
-		return &job, lastUpdate, nil
+		return job, lastUpdate, nil
 	case http.StatusNoContent:
 		drain(resp)
 		return nil, lastUpdate, nil
@@ -275,6 +328,58 @@ func (cl *Client) RequestJob(ctx context.Context, baseURL, runnerToken, lastUpda
 	default:
 		return nil, lastUpdate, unexpected(http.MethodPost, resp)
 	}
+}
+
+// decodeJob reads a job. A job whose JSON is well formed and carries an id
+// and a token is returned even when the rest does not decode, or names a
+// step this runner does not know: then Unusable says why, so the caller can
+// report it failed (the coordinator already marked it running). Unknown
+// fields are ignored.
+func decodeJob(resp *http.Response) (*Job, error) {
+	b, err := readAll(resp, maxJobBytes)
+	if err != nil {
+		return nil, err
+	}
+	var job Job
+	err = json.Unmarshal(b, &job)
+	if err != nil {
+		var id struct {
+			ID    json.RawMessage `json:"id"`
+			Token json.RawMessage `json:"token"`
+		}
+		if json.Unmarshal(b, &id) != nil {
+			return nil, fmt.Errorf("decoding the job: %w", err)
+		}
+		job.ID, _ = strconv.ParseInt(strings.Trim(string(id.ID), `"`), 10, 64)
+		job.Token = ""
+		_ = json.Unmarshal(id.Token, &job.Token)
+		job.Unusable = "the job's JSON does not decode: " + strings.TrimPrefix(err.Error(), "json: ")
+	}
+	if job.ID <= 0 || job.Token == "" {
+		if err != nil {
+			return nil, fmt.Errorf("decoding the job: %w; and it has no id or token to report it with", err)
+		}
+		return nil, errors.New("the coordinator sent a job without id or token")
+	}
+	if job.Unusable == "" {
+		job.Unusable = job.check()
+	}
+	return &job, nil
+}
+
+// check says what in a decoded job the runner cannot run, or "".
+func (j *Job) check() string {
+	for _, s := range j.Steps {
+		switch s.Name {
+		case StepScript, StepAfterScript:
+		default:
+			return fmt.Sprintf("the job has a step %q; this runner knows only %q and %q", s.Name, StepScript, StepAfterScript)
+		}
+	}
+	if _, ok := j.Step(StepScript); !ok {
+		return "the job has no script step"
+	}
+	return ""
 }
 
 // TraceAnswer is the coordinator's answer to a trace chunk.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 )
 
 // Registration is what `alloy-runner register` sends.
@@ -16,6 +17,9 @@ type Registration struct {
 	TagList     string `json:"tag_list,omitempty"`
 	RunUntagged bool   `json:"run_untagged"`
 	Locked      bool   `json:"locked"`
+	// Info describes the runner. AlloyCI requires it (without it the
+	// registration fails with 500); nil sends the client's Info.
+	Info *Info `json:"info,omitempty"`
 }
 
 // Registered is the coordinator's answer to a registration.
@@ -28,15 +32,31 @@ type Registered struct {
 // String shows the runner id, never the token.
 func (r Registered) String() string { return fmt.Sprintf("runner %d", r.ID) }
 
-// Register registers a new runner at the coordinator at baseURL.
+// Register registers a new runner at the coordinator at baseURL. It fills in
+// what the coordinator requires and reg leaves empty: the runner's Info and a
+// description (the host name). A 403 matches ErrForbidden; a 5xx that
+// outlasts the retries is a *StatusError. No error shows the token.
 func (cl *Client) Register(ctx context.Context, baseURL string, reg Registration) (Registered, error) {
+	if reg.Info == nil {
+		info := cl.info
+		reg.Info = &info
+	}
+	if reg.Description == "" {
+		// AlloyCI refuses a runner without a description (403).
+		reg.Description = DefaultDescription()
+	}
 	c, err := jsonCall(http.MethodPost, baseURL, "api/v4/runners", reg, RetryBriefly)
 	if err != nil {
 		return Registered{}, err
 	}
 	resp, err := cl.do(ctx, c)
 	if err != nil {
-		return Registered{}, err
+		var se *StatusError
+		if errors.As(err, &se) && se.Code >= 500 {
+			return Registered{}, fmt.Errorf("registering the runner: the coordinator failed on the registration (%d); "+
+				"AlloyCI answers 500 when info is missing: check that the url points at AlloyCI: %w", se.Code, err)
+		}
+		return Registered{}, fmt.Errorf("registering the runner: %w", err)
 	}
 	switch resp.StatusCode {
 	case http.StatusCreated, http.StatusOK:
@@ -49,11 +69,23 @@ func (cl *Client) Register(ctx context.Context, baseURL string, reg Registration
 		}
 		return out, nil
 	case http.StatusForbidden:
+		// AlloyCI also answers 403 when the runner record is invalid
+		// (no description, no info.name), not only for a wrong token.
 		drain(resp)
-		return Registered{}, fmt.Errorf("registering the runner: the registration token was refused (403): copy it again from the coordinator's runner settings: %w", ErrForbidden)
+		return Registered{}, fmt.Errorf("registering the runner: the coordinator refused the registration token (403): "+
+			"copy it again from the coordinator's runner settings, and give the runner a description: %w", ErrForbidden)
 	default:
 		return Registered{}, unexpected(http.MethodPost, resp)
 	}
+}
+
+// DefaultDescription is the description of a runner registered without one:
+// the host name, or "alloy-runner" when it is not known.
+func DefaultDescription() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "alloy-runner"
 }
 
 type tokenBody struct {

@@ -114,6 +114,13 @@ func (j *jobRun) execute(ctx context.Context) result {
 
 	// prepare_script
 	j.header()
+	if why := j.job.Unusable; why != "" {
+		// The coordinator marked the job running when it handed it out:
+		// it must be reported, with the reason in its trace.
+		level.Warn(j.logger).Log("msg", "the coordinator sent a job this runner cannot use; reporting it failed", "reason", why)
+		j.printf("ERROR: this runner cannot use the job the coordinator sent: %s\n", why)
+		return systemFailure("unusable job: " + why)
+	}
 	script, ok := j.job.Step(coordinator.StepScript)
 	if !ok {
 		return systemFailure("the job has no script step")

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/alloyci/hardened-runner/config"
+	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/logging"
 )
 
@@ -38,7 +39,7 @@ func run(args []string) int {
 	regCmd.Flag("url", "The coordinator's URL, e.g. https://alloy.example.com/.").Required().StringVar(&reg.url)
 	regCmd.Flag("registration-token", "The registration token from the coordinator (or $REGISTRATION_TOKEN, which keeps it out of the process list).").
 		Envar("REGISTRATION_TOKEN").Required().StringVar(&reg.token)
-	regCmd.Flag("description", "The runner's name, in config.toml and on the coordinator.").Default(hostname()).StringVar(&reg.description)
+	regCmd.Flag("description", "The runner's name, in config.toml and on the coordinator.").Default(coordinator.DefaultDescription()).StringVar(&reg.description)
 	regCmd.Flag("tag-list", "Comma-separated tags, e.g. linux,bash.").StringVar(&reg.tags)
 	regCmd.Flag("run-untagged", "Also take jobs without tags.").BoolVar(&reg.runUntagged)
 	regCmd.Flag("locked", "Lock the runner to the project it was registered for.").BoolVar(&reg.locked)
@@ -77,12 +78,4 @@ func run(args []string) int {
 		return list(os.Stdout, os.Stderr, *configFile)
 	}
 	return 2
-}
-
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil {
-		return "alloy-runner"
-	}
-	return h
 }

@@ -25,6 +25,9 @@ func callContext() (context.Context, context.CancelFunc) {
 // register asks the coordinator for a runner token and adds the runner to the
 // config file. The registration token is never printed.
 func register(stdout, stderr io.Writer, file string, f registerFlags) int {
+	if f.description == "" {
+		f.description = coordinator.DefaultDescription()
+	}
 	r := config.Runner{Name: f.description, URL: f.url, Executor: config.DefaultExecutor,
 		Shell: config.DefaultShell, BuildsDir: f.buildsDir, Limit: f.limit, Token: "pending"}
 	// Check the entry before the coordinator creates a runner we could not keep.
@@ -38,11 +41,7 @@ func register(stdout, stderr io.Writer, file string, f registerFlags) int {
 		Token: f.token, Description: f.description, TagList: f.tags, RunUntagged: f.runUntagged, Locked: f.locked,
 	})
 	if err != nil {
-		if errors.Is(err, coordinator.ErrForbidden) {
-			fmt.Fprintf(stderr, "alloy-runner register: the coordinator refused the registration token: copy it again from the coordinator's runner settings\n")
-		} else {
-			fmt.Fprintf(stderr, "alloy-runner register: %v\n", err)
-		}
+		fmt.Fprintf(stderr, "alloy-runner register: %s\n", registerError(err))
 		return 1
 	}
 	r.Token = res.Token
@@ -52,6 +51,20 @@ func register(stdout, stderr io.Writer, file string, f registerFlags) int {
 	}
 	fmt.Fprintf(stdout, "registered runner %q (%s) in %s\n", r.Name, res, file)
 	return 0
+}
+
+// registerError says what the coordinator refused and what to check, in the
+// terms of the register command's flags. err never holds the token.
+func registerError(err error) string {
+	var se *coordinator.StatusError
+	switch {
+	case errors.Is(err, coordinator.ErrForbidden):
+		return "the coordinator refused the registration token (403): check --registration-token, or give a --description"
+	case errors.As(err, &se) && se.Code >= 500:
+		return fmt.Sprintf("the coordinator failed on the registration (%d); AlloyCI answers 500 when info is missing: "+
+			"check that --url points at AlloyCI (not a proxy or another service) and see the coordinator's log (%v)", se.Code, se)
+	}
+	return err.Error()
 }
 
 // verify checks every runner's token; it exits 1 when any is refused.

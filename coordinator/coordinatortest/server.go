@@ -1,9 +1,14 @@
 // Package coordinatortest is a coordinator test double: an HTTP server on
 // 127.0.0.1 that implements the coordinator API the runner speaks, hands out
-// queued jobs, and checks everything the runner sends (tokens, Content-Range
-// contiguity, states and failure reasons, last_update, runner info). Every
-// breach of the protocol is recorded and reported as a test error when the
-// test ends.
+// queued jobs, and records what the runner sends.
+//
+// It comes in two flavors. Strict (New) is a GitLab-like coordinator that
+// checks everything the runner sends (tokens, Content-Range contiguity,
+// states and failure reasons, last_update, runner info). AlloyCI
+// (NewFlavor(t, AlloyCI)) answers exactly as the real AlloyCI server does,
+// quirks included (see /work/shared/coordinator-api.md), and records as a
+// violation only what would break the real server or lose data there.
+// Every violation is reported as a test error when the test ends.
 package coordinatortest
 
 import (
@@ -29,29 +34,48 @@ const RegistrationToken = "registration-token-for-tests"
 // hanging it. It is a safety net, not an assertion about time.
 const waitLimit = 60 * time.Second
 
+// Flavor is the kind of coordinator a Server plays.
+type Flavor string
+
+// The flavors.
+const (
+	// Strict is a GitLab-like coordinator that checks everything.
+	Strict Flavor = "strict"
+	// AlloyCI is the real AlloyCI server, quirks included.
+	AlloyCI Flavor = "alloyci"
+)
+
+// Flavors lists both flavors, for table tests: Strict, AlloyCI.
+func Flavors() []Flavor { return []Flavor{Strict, AlloyCI} }
+
 // Server is the coordinator test double.
 type Server struct {
 	// URL is the runner url to use, e.g. http://127.0.0.1:PORT/.
 	URL string
 
-	t   testing.TB
-	srv *httptest.Server
+	t      testing.TB
+	srv    *httptest.Server
+	flavor Flavor
 
-	mu         sync.Mutex
-	changed    chan struct{}
-	runners    map[string]*runner
-	jobs       map[int64]*job
-	nextID     int64
-	nextUpdate int
-	inFlight   int
-	maxFlight  int
-	calls      int
-	violations []string
+	mu            sync.Mutex
+	registrations []Registration
+	nextRunnerID  int64
+	changed       chan struct{}
+	runners       map[string]*runner
+	jobs          map[int64]*job
+	nextID        int64
+	nextUpdate    int
+	inFlight      int
+	maxFlight     int
+	calls         int
+	violations    []string
 }
 
 type runner struct {
 	token      string
-	queue      []*coordinator.Job
+	id         int64
+	tags       []string
+	queue      []*job
 	lastUpdate string
 	requests   int
 	inFlight   int
@@ -59,7 +83,9 @@ type runner struct {
 }
 
 type job struct {
-	spec        *coordinator.Job
+	id          int64
+	token       string
+	payload     []byte // the JSON the double answers the job request with
 	runnerToken string
 	trace       []byte
 	status      string
@@ -74,6 +100,13 @@ type job struct {
 	traceInPut  bool
 	failFinal   []int
 	loseAt      int
+
+	patched     int
+	live        []byte  // AlloyCI: every chunk appended, never dropped
+	cache       []byte  // AlloyCI: the server's live trace cache, dropped by a PUT with a trace
+	stored      *string // AlloyCI: the trace of the last PUT that carried one
+	puts        map[string]int
+	startResets int
 }
 
 // Job is what the double knows about a job.
@@ -92,13 +125,41 @@ type Job struct {
 	FinalAttempts int
 	// TraceInUpdate is true when a final PUT carried the whole trace.
 	TraceInUpdate bool
+
+	// Patched is the total bytes of all PATCH trace bodies received,
+	// accepted or not.
+	Patched int
+	// Live is, for AlloyCI, the live trace: every non-empty chunk appended
+	// after a "\n", as the server does (kept here even after the server
+	// would drop its cache, so tests can read it); for Strict, the
+	// assembled trace (= Trace).
+	Live string
+	// Stored is the trace the server keeps for the finished job: for
+	// AlloyCI the trace of the last PUT that carried one ("" if none); for
+	// Strict the final PUT's trace if it carried one, else the assembled
+	// trace.
+	Stored string
+	// Puts counts the PUTs received, by state ("running", "success",
+	// "failed", ...; "" when the body named none), answered or not.
+	Puts map[string]int
+	// StartResets counts, for AlloyCI, PUTs with state running on a running
+	// job: each resets the job's start time on the real server.
+	StartResets int
 }
 
-// New starts a double on 127.0.0.1; it stops, and reports protocol
+// New starts a Strict double on 127.0.0.1; it stops, and reports protocol
 // violations, when the test ends.
-func New(t testing.TB) *Server {
+func New(t testing.TB) *Server { return NewFlavor(t, Strict) }
+
+// NewFlavor starts a double of flavor f on 127.0.0.1; it stops, and reports
+// protocol violations, when the test ends.
+func NewFlavor(t testing.TB, f Flavor) *Server {
+	if f != Strict && f != AlloyCI {
+		t.Fatalf("coordinatortest: unknown flavor %q", f)
+	}
 	s := &Server{
 		t:       t,
+		flavor:  f,
 		changed: make(chan struct{}),
 		runners: make(map[string]*runner),
 		jobs:    make(map[int64]*job),
@@ -122,22 +183,35 @@ func New(t testing.TB) *Server {
 	return s
 }
 
+// Flavor says which coordinator s plays.
+func (s *Server) Flavor() Flavor { return s.flavor }
+
 // AddRunner makes the double know a runner token.
 func (s *Server) AddRunner(token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runners[token] == nil {
-		s.runners[token] = &runner{token: token}
+		s.addRunnerLocked(token, 0, nil)
 	}
 }
 
+func (s *Server) addRunnerLocked(token string, id int64, tags []string) *runner {
+	if id == 0 {
+		s.nextRunnerID++
+		id = s.nextRunnerID
+	}
+	r := &runner{token: token, id: id, tags: tags}
+	s.runners[token] = r
+	return r
+}
+
 // Enqueue queues j for the runner with runnerToken and returns its id. A zero
-// ID and an empty token are filled in.
+// ID and an empty token are filled in. The payload is j as given, in both
+// flavors; EnqueueSpec renders a job the way each flavor does.
 func (s *Server) Enqueue(runnerToken string, j coordinator.Job) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.runners[runnerToken]
-	if r == nil {
+	if s.runners[runnerToken] == nil {
 		s.t.Fatalf("Enqueue: unknown runner token")
 	}
 	if j.ID == 0 {
@@ -145,16 +219,41 @@ func (s *Server) Enqueue(runnerToken string, j coordinator.Job) int64 {
 		j.ID = s.nextID
 	}
 	if j.Token == "" {
-		j.Token = fmt.Sprintf("job-token-%d-secret", j.ID)
+		j.Token = jobToken(j.ID)
 	}
-	r.queue = append(r.queue, &j)
-	s.jobs[j.ID] = &job{spec: &j, runnerToken: runnerToken, status: "pending", loseAt: -1}
-	s.notifyLocked()
-	return j.ID
+	payload, err := json.Marshal(j)
+	if err != nil {
+		s.t.Fatalf("Enqueue: %v", err)
+	}
+	return s.enqueueLocked(runnerToken, j.ID, j.Token, payload)
 }
 
-// Cancel marks the job canceled: the next trace or state answer says so.
-func (s *Server) Cancel(id int64) { s.edit(id, func(j *job) { j.status = "canceled" }) }
+func jobToken(id int64) string { return fmt.Sprintf("job-token-%d-secret", id) }
+
+func (s *Server) enqueueLocked(runnerToken string, id int64, token string, payload []byte) int64 {
+	r := s.runners[runnerToken]
+	j := &job{id: id, token: token, payload: append(payload, '\n'), runnerToken: runnerToken,
+		status: "pending", loseAt: -1, puts: make(map[string]int)}
+	r.queue = append(r.queue, j)
+	s.jobs[id] = j
+	s.notifyLocked()
+	return id
+}
+
+// Cancel marks the job canceled (Strict: status "canceled"; AlloyCI:
+// "cancelled", and only while the job is pending or running, as the real
+// server's pipeline cancel does): the next trace or state answer says so.
+func (s *Server) Cancel(id int64) {
+	s.edit(id, func(j *job) {
+		if s.flavor == AlloyCI {
+			if j.status == "pending" || j.status == "running" {
+				j.status = statusCancelled
+			}
+			return
+		}
+		j.status = "canceled"
+	})
+}
 
 // Revoke makes the job's token invalid: every later call about it gets 403.
 func (s *Server) Revoke(id int64) { s.edit(id, func(j *job) { j.revoked = true }) }
@@ -167,7 +266,9 @@ func (s *Server) FailFinalUpdates(id int64, codes ...int) {
 
 // LoseTraceOnce makes the double lose the trace past keep bytes once: the
 // first chunk that reaches past keep is answered 416 with Range 0-keep, as if
-// the coordinator had kept only that much.
+// the coordinator had kept only that much. AlloyCI never answers 416: there
+// the live trace is cut to keep bytes once, silently (202 as always), as a
+// lost cache would be.
 func (s *Server) LoseTraceOnce(id int64, keep int) { s.edit(id, func(j *job) { j.loseAt = keep }) }
 
 func (s *Server) edit(id int64, f func(*job)) {
@@ -189,11 +290,39 @@ func (s *Server) Job(id int64) Job {
 	if j == nil {
 		s.t.Fatalf("unknown job %d", id)
 	}
-	return Job{
+	out := Job{
 		Trace: string(j.trace), Final: j.final, State: j.state, FailureReason: j.reason,
 		States: append([]string(nil), j.states...), Patches: j.patches, RangeErrors: j.ranges,
 		FinalAttempts: j.finalTries, TraceInUpdate: j.traceInPut,
+		Patched: j.patched, Puts: make(map[string]int, len(j.puts)), StartResets: j.startResets,
 	}
+	for k, v := range j.puts {
+		out.Puts[k] = v
+	}
+	if s.flavor == AlloyCI {
+		out.Live = string(j.live)
+		if j.stored != nil {
+			out.Stored = *j.stored
+		}
+		// What the server shows: the live cache while the job runs, the
+		// stored trace otherwise (builds.ex get_trace).
+		out.Trace = out.Stored
+		if j.status == "running" {
+			out.Trace = string(j.cache)
+		}
+	} else {
+		out.Live, out.Stored = out.Trace, out.Trace
+	}
+	return out
+}
+
+// Registrations lists every POST /runners the double received, in order.
+func (s *Server) Registrations() []Registration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Registration, len(s.registrations))
+	copy(out, s.registrations)
+	return out
 }
 
 // Requests counts the job requests of the runner with token.
@@ -252,6 +381,16 @@ func (s *Server) Violations() []string {
 	return append([]string(nil), s.violations...)
 }
 
+// TakeViolations returns the violations seen so far and forgets them, so a
+// test that provokes some on purpose can check them and still pass.
+func (s *Server) TakeViolations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.violations
+	s.violations = nil
+	return v
+}
+
 // Await waits until cond holds, re-checking after every request the double
 // serves (and every Step call); it fails the test if that takes unreasonably
 // long. cond must not be called with the double's lock held, and is not.
@@ -303,6 +442,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	defer s.notifyLocked()
 	s.calls++
+	if s.flavor == AlloyCI {
+		s.serveAlloyCI(w, r, body)
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, "/api/v4/")
 	switch {
 	case r.Method == http.MethodPost && path == "runners":
@@ -324,22 +467,30 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) register(w http.ResponseWriter, body []byte) {
-	var req coordinator.Registration
+	var req struct {
+		Token string `json:"token"`
+	}
+	rec := recordRegistration(body)
+	defer func() { s.registrations = append(s.registrations, rec) }()
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.violate("register: body is not JSON: %v", err)
+		rec.Status = http.StatusBadRequest
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	if req.Token != RegistrationToken {
+		rec.Status = http.StatusForbidden
 		w.WriteHeader(http.StatusForbidden)
 		return
 	}
 	s.nextID++
 	tok := fmt.Sprintf("runner-token-%d", s.nextID)
-	s.runners[tok] = &runner{token: tok}
+	s.addRunnerLocked(tok, s.nextID, splitTags(rec.TagList))
+	rec.Status, rec.ID, rec.RunnerToken = http.StatusCreated, s.nextID, tok
+	rec.StoredRunUntagged = rec.RunUntagged != nil && *rec.RunUntagged
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(coordinator.Registered{ID: s.nextID, Token: tok})
+	_ = json.NewEncoder(w).Encode(registered{ID: s.nextID, Token: tok})
 }
 
 func (s *Server) verify(w http.ResponseWriter, body []byte) {
@@ -397,15 +548,35 @@ func (s *Server) request(w http.ResponseWriter, body []byte) {
 	}
 	j := r.queue[0]
 	r.queue = r.queue[1:]
-	rec := s.jobs[j.ID]
-	rec.status = "running"
+	s.startLocked(r, j)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(j.payload)
+}
+
+// startLocked marks j running and handed to r.
+func (s *Server) startLocked(r *runner, j *job) {
+	j.status = "running"
 	r.inFlight++
 	r.maxFlight = max(r.maxFlight, r.inFlight)
 	s.inFlight++
 	s.maxFlight = max(s.maxFlight, s.inFlight)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(j)
+}
+
+// finishLocked counts j out of the jobs in flight.
+func (s *Server) finishLocked(j *job) {
+	s.inFlight--
+	if r := s.runners[j.runnerToken]; r != nil {
+		r.inFlight--
+	}
+}
+
+// updateBody is a PUT /jobs/:id body.
+type updateBody struct {
+	Token         string  `json:"token"`
+	State         string  `json:"state"`
+	FailureReason string  `json:"failure_reason,omitempty"`
+	Trace         *string `json:"trace,omitempty"`
 }
 
 func (s *Server) lookup(w http.ResponseWriter, idText string) *job {
@@ -424,8 +595,9 @@ func (s *Server) patch(w http.ResponseWriter, r *http.Request, idText string, bo
 	if j == nil {
 		return
 	}
-	id := j.spec.ID
-	if got := r.Header.Get("JOB-TOKEN"); got != j.spec.Token {
+	id := j.id
+	j.patched += len(body)
+	if got := r.Header.Get("JOB-TOKEN"); got != j.token {
 		s.violate("job %d: trace chunk without the job's JOB-TOKEN", id)
 		w.WriteHeader(http.StatusForbidden)
 		return
@@ -480,17 +652,15 @@ func (s *Server) update(w http.ResponseWriter, idText string, body []byte) {
 	if j == nil {
 		return
 	}
-	id := j.spec.ID
-	var req struct {
-		Token string `json:"token"`
-		coordinator.Update
-	}
+	id := j.id
+	var req updateBody
 	if err := json.Unmarshal(body, &req); err != nil {
 		s.violate("job %d: update body is not JSON: %v", id, err)
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if req.Token != j.spec.Token {
+	j.puts[req.State]++
+	if req.Token != j.token {
 		s.violate("job %d: update without the job's token", id)
 		w.WriteHeader(http.StatusForbidden)
 		return
@@ -557,10 +727,7 @@ func (s *Server) update(w http.ResponseWriter, idText string, body []byte) {
 		if j.status == "running" {
 			j.status = req.State
 		}
-		s.inFlight--
-		if r := s.runners[j.runnerToken]; r != nil {
-			r.inFlight--
-		}
+		s.finishLocked(j)
 	}
 	j.state, j.reason = req.State, req.FailureReason
 	w.Header().Set("Job-Status", j.status)

@@ -99,17 +99,20 @@ func segments(p string) []string {
 
 func (s *Server) serveAlloyCI(w http.ResponseWriter, r *http.Request, body []byte) {
 	params, consumed, status := phoenixParams(r, body)
-	if status != 0 {
-		s.violate("%s %s: Content-Type %q with a body its parser refuses (AlloyCI answers %d)",
-			r.Method, r.URL.Path, r.Header.Get("Content-Type"), status)
-		w.WriteHeader(status)
-		return
-	}
 	seg := segments(r.URL.Path)
 	if len(seg) < 2 || seg[0] != "api" || seg[1] != "v4" {
 		seg = nil
 	} else {
 		seg = seg[2:]
+	}
+	if status != 0 { // Plug.Parsers, in the endpoint, before the router
+		s.violate("%s %s: Content-Type %q with a body its parser refuses (AlloyCI answers %d)",
+			r.Method, r.URL.Path, r.Header.Get("Content-Type"), status)
+		if r.Method == http.MethodPost && len(seg) == 1 && seg[0] == "runners" {
+			s.registrations = append(s.registrations, Registration{Status: status})
+		}
+		w.WriteHeader(status)
+		return
 	}
 	is := func(method string, path ...string) bool {
 		if r.Method != method || len(seg) != len(path) {

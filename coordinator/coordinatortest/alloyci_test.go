@@ -109,6 +109,11 @@ func TestAlloyCIRegister(t *testing.T) {
 		t.Errorf("as text/plain: %d, want 500", a.code)
 	}
 	wantViolations(t, s, "without token or info")
+	// Malformed JSON: Plug.Parsers answers 400 before the controller.
+	if a := call(t, http.MethodPost, s.URL+"api/v4/runners", nil, `{"token":`); a.code != http.StatusBadRequest {
+		t.Errorf("malformed JSON: %d, want 400", a.code)
+	}
+	wantViolations(t, s, "parser refuses")
 
 	a := register(t, s, map[string]any{"run_untagged": false, "locked": true, "tag_list": "a,b"})
 	var reg struct {
@@ -119,13 +124,16 @@ func TestAlloyCIRegister(t *testing.T) {
 		t.Fatalf("register: %d %q (%v), want 201 {id, token}", a.code, a.body, err)
 	}
 	regs := s.Registrations()
-	if len(regs) != 10 {
-		t.Fatalf("%d registrations, want 10", len(regs))
+	if len(regs) != 11 {
+		t.Fatalf("%d registrations, want 11", len(regs))
 	}
 	if r := regs[0]; r.Status != 500 || r.Info != nil || r.Token != RegistrationToken || r.RunUntagged != nil || r.Locked != nil {
 		t.Errorf("first registration %+v, want status 500, no info, nil run_untagged and locked", r)
 	}
-	last := regs[9]
+	if regs[9].Status != http.StatusBadRequest {
+		t.Errorf("malformed registration recorded as %+v", regs[9])
+	}
+	last := regs[10]
 	if last.Status != 201 || last.RunUntagged == nil || *last.RunUntagged || last.Locked == nil || !*last.Locked ||
 		!last.StoredRunUntagged || last.TagList != "a,b" || last.Description != "host" ||
 		last.Info["name"] != "alloy-runner" || last.RunnerToken != reg.Token || last.ID != reg.ID {
@@ -307,7 +315,14 @@ func TestAlloyCITrace(t *testing.T) {
 	if a := patch(t, s, ids, map[string]string{"JOB-TOKEN": "wrong"}, "x"); a.code != http.StatusForbidden {
 		t.Errorf("wrong token: %d, want 403", a.code)
 	}
-	wantViolations(t, s, "without a JOB-TOKEN header", "unknown job", "without the job's JOB-TOKEN")
+	if a := patch(t, s, "abc", map[string]string{"JOB-TOKEN": tok}, "x"); a.code != http.StatusBadRequest {
+		t.Errorf("id abc: %d, want 400 (Ecto.Query.CastError)", a.code)
+	}
+	// read_body reads at most 8_000_000 bytes: a longer chunk fails to match.
+	if a := patch(t, s, ids, map[string]string{"JOB-TOKEN": tok}, strings.Repeat("y", readBodyLimit+1)); a.code != http.StatusInternalServerError {
+		t.Errorf("a chunk of 8MB+1: %d, want 500", a.code)
+	}
+	wantViolations(t, s, "without a JOB-TOKEN header", "unknown job", "without the job's JOB-TOKEN", "unknown job", "reads at most")
 
 	// Content-Range is ignored: overlapping, bogus and absent ranges all
 	// append; the answer is always 202, Range 0-100.
@@ -332,9 +347,9 @@ func TestAlloyCITrace(t *testing.T) {
 	if want := "\nhel\nhello\nworld\n!"; j.Live != want || j.Trace != want {
 		t.Errorf("live %q, trace %q, want %q (an empty chunk appends nothing)", j.Live, j.Trace, want)
 	}
-	// Patched: the two refused "x" of this job, and every chunk.
-	if j.Patched != 2+5+5+0+5+1 || j.Patches != 5 || j.RangeErrors != 0 {
-		t.Errorf("patched %d bytes, %d accepted, %d 416s; want 18, 5, 0", j.Patched, j.Patches, j.RangeErrors)
+	// Patched: the refused bodies of this job, and every chunk.
+	if j.Patched != 2+readBodyLimit+1+5+5+0+5+1 || j.Patches != 5 || j.RangeErrors != 0 {
+		t.Errorf("patched %d bytes, %d accepted, %d 416s; want 8000019, 5, 0", j.Patched, j.Patches, j.RangeErrors)
 	}
 	// A chunk sent as JSON is parsed as params: nothing appended.
 	if a := patch(t, s, ids, map[string]string{"JOB-TOKEN": tok, "Content-Type": "application/json"}, `{"a":1}`); a.code != http.StatusAccepted {

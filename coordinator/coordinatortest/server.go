@@ -111,7 +111,9 @@ type job struct {
 
 // Job is what the double knows about a job.
 type Job struct {
-	// Trace is the trace as the coordinator holds it.
+	// Trace is the trace as the coordinator holds it. For AlloyCI that is
+	// what the server shows (builds.ex get_trace): the live trace cache
+	// while the job runs, the stored trace (Stored) otherwise.
 	Trace string
 	// Final is true once a final state was recorded.
 	Final         bool
@@ -119,11 +121,14 @@ type Job struct {
 	FailureReason string
 	// States lists every state the runner reported, in order.
 	States []string
-	// Patches counts accepted trace chunks; RangeErrors the 416 answers.
+	// Patches counts accepted trace chunks (202); RangeErrors the 416
+	// answers (never, for AlloyCI).
 	Patches, RangeErrors int
 	// FinalAttempts counts PUTs with a final state, failed ones included.
 	FinalAttempts int
 	// TraceInUpdate is true when a final PUT carried the whole trace.
+	// FailureReason is recorded for AlloyCI too, though the server ignores
+	// it.
 	TraceInUpdate bool
 
 	// Patched is the total bytes of all PATCH trace bodies received,

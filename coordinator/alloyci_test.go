@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -175,5 +176,25 @@ func TestRequestJobKeepsAnUnusableJob(t *testing.T) {
 	_, _, err := newClient(&sleeps{}).RequestJob(context.Background(), alloyJob(t, `{"steps":"x"}`), "rt", "")
 	if err == nil || !strings.Contains(err.Error(), "no id or token") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// An empty chunk is the keep-alive: it goes out with an empty body, a
+// Content-Range that claims no byte, and brings back AlloyCI's Job-Status.
+func TestPatchTraceEmptyKeepAlive(t *testing.T) {
+	var rng, body string
+	url := server127(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		rng, body = r.Header.Get("Content-Range"), string(b)
+		w.Header().Set("Job-Status", "cancelled")
+		w.Header().Set("Range", "0-100") // AlloyCI's, whatever it holds
+		w.WriteHeader(http.StatusAccepted)
+	})
+	ans, err := newClient(&sleeps{}).PatchTrace(context.Background(), url, 1, "jt", 250, nil, coordinator.RetryBriefly)
+	if err != nil || rng != "250-249" || body != "" {
+		t.Fatalf("keep-alive: err=%v Content-Range=%q body=%q", err, rng, body)
+	}
+	if ans.Status != "cancelled" || coordinator.JobRunning(ans.Status) {
+		t.Fatalf("status %q: AlloyCI's cancelled must stop the job", ans.Status)
 	}
 }

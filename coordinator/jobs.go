@@ -256,7 +256,9 @@ func meaningful(v any) bool {
 	}
 }
 
-// Job states a runner reports with UpdateJob.
+// Job states a runner reports with UpdateJob. StateRunning is no keep-alive:
+// on AlloyCI a PUT running resets the job's start time and its answer has no
+// Job-Status; an empty PatchTrace is the keep-alive.
 const (
 	StateRunning = "running"
 	StateSuccess = "success"
@@ -386,13 +388,16 @@ func (j *Job) check() string {
 type TraceAnswer struct {
 	// Status is the Job-Status header: see JobRunning.
 	Status string
-	// Held is how many bytes of the trace the coordinator holds (the Range
-	// header "0-N"), or -1 when it did not say.
+	// Held is the Range header "0-N" read as N, or -1 when it did not say.
+	// It means something only on a 416 (see RangeError): AlloyCI answers
+	// every chunk with a hard-coded "0-100", whatever it holds, so a caller
+	// keeps its own count of the bytes sent and ignores Held on success.
 	Held int64
 }
 
 // RangeError is a 416 answer to a trace chunk: the chunk did not line up
-// with what the coordinator holds. Resend from Held (-1: it did not say).
+// with what the coordinator holds (a coordinator that checks ranges; AlloyCI
+// never answers 416). Resend from Held (-1: it did not say).
 type RangeError struct {
 	Held   int64
 	Status string
@@ -404,12 +409,13 @@ func (e *RangeError) Error() string {
 
 // PatchTrace sends chunk, the bytes of the job's trace from offset on. Its
 // Content-Range is "START-END" with END the offset of the chunk's last byte,
-// as GitLab runners send it; the coordinator's Range "0-N" says it holds N
-// bytes. A 416 returns *RangeError, a 403 matches ErrForbidden (the job must
-// stop).
+// as GitLab runners send it (START-(START-1) for an empty chunk). An empty
+// chunk is the keep-alive of a job with no new output: it appends nothing,
+// and the answer's Job-Status tells whether the job goes on. A 416 returns
+// *RangeError, a 403 matches ErrForbidden (the job must stop).
 func (cl *Client) PatchTrace(ctx context.Context, baseURL string, jobID int64, jobToken string, offset int64, chunk []byte, retry Retry) (TraceAnswer, error) {
-	if len(chunk) == 0 {
-		return TraceAnswer{Held: -1}, fmt.Errorf("job %d: refusing to send an empty trace chunk", jobID)
+	if chunk == nil {
+		chunk = []byte{} // a body, even empty: AlloyCI reads one
 	}
 	c := call{
 		method: http.MethodPatch, base: baseURL,
@@ -460,8 +466,8 @@ func parseRange(h string) int64 {
 type Update struct {
 	State         string `json:"state"`
 	FailureReason string `json:"failure_reason,omitempty"`
-	// Trace, when set, is the whole trace, sent along when the chunks could
-	// not all be delivered.
+	// Trace, when set, is the whole trace. A final state must carry it:
+	// AlloyCI stores only the trace of the final PUT and drops the chunks.
 	Trace *string `json:"trace,omitempty"`
 }
 

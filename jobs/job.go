@@ -39,8 +39,9 @@ type jobRun struct {
 	out      *shell.Masker
 	// stop ends the job's processes with a cause.
 	stop context.CancelCauseFunc
-	// sent is how much of the trace the coordinator holds. The uploader
-	// owns it while the job runs, the final report afterwards.
+	// sent is the runner's own count of the trace bytes the coordinator
+	// accepted (a 416 alone may correct it). The uploader owns it while the
+	// job runs, the final report afterwards.
 	sent int64
 }
 
@@ -50,8 +51,8 @@ type result struct {
 	update  coordinator.Update
 	message string // the trace's last line
 	// report: whether and how hard to report the result. A job whose token
-	// was revoked cannot be reported; one canceled on the coordinator is
-	// settled there already, so its report is a courtesy.
+	// was revoked cannot be reported; every other result carries the whole
+	// trace and is retried with back-off.
 	report bool
 	retry  coordinator.Retry
 }
@@ -208,9 +209,11 @@ func (j *jobRun) stopped(ctx, jctx context.Context, timeout time.Duration) (resu
 			update: coordinator.Update{State: coordinator.StateFailed, FailureReason: coordinator.RunnerSystemFailure},
 			retry:  coordinator.RetryPersistently}, true
 	case errors.Is(cause, errCanceled):
+		// Settled on the coordinator already, but AlloyCI stores the
+		// trace of this PUT: it must get through like any other.
 		return result{build: builds.StateCanceled, message: "canceled", report: true,
 			update: coordinator.Update{State: coordinator.StateFailed},
-			retry:  coordinator.RetryBriefly}, true
+			retry:  coordinator.RetryPersistently}, true
 	case errors.Is(cause, errForbidden):
 		return result{build: builds.StateCanceled, message: "the job token is no longer valid"}, true
 	}

@@ -40,9 +40,9 @@ type Options struct {
 	// Default 3 s.
 	CheckInterval time.Duration
 	// TraceInterval is the time between two reports of a running job: a
-	// trace chunk when there is new output, otherwise its state. It is how
-	// soon a cancel on the coordinator stops the job. Default 3 s (the API
-	// asks for at least every 5 s).
+	// trace chunk when there is new output, otherwise an empty one (the
+	// keep-alive). It is how soon a cancel on the coordinator stops the
+	// job. Default 3 s, so a cancel stops a job within 5 s.
 	TraceInterval time.Duration
 	// DefaultTimeout limits a job whose runner_info.timeout is 0.
 	// Default 1 hour.

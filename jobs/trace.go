@@ -71,9 +71,11 @@ func (t *traceBuffer) String() string {
 }
 
 // upload keeps the coordinator informed while the job runs: every trace
-// interval a chunk of new output, or the state "running" when there is none.
-// Either answer may say the job was canceled, or the token refused: the job
-// is stopped at once. It returns when stop is closed, after the call in
+// interval a chunk of new output, or an empty chunk when there is none (the
+// keep-alive; never a PUT running, which on AlloyCI resets the job's start
+// time and answers no Job-Status). Every answer's Job-Status may say the job
+// was canceled (anything but running), or a 403 that the token is gone: the
+// job is stopped at once. It returns when stop is closed, after the call in
 // flight: cutting a chunk off mid-request would leave the runner unsure of
 // what the coordinator holds.
 func (j *jobRun) upload(stop <-chan struct{}) {
@@ -86,24 +88,16 @@ func (j *jobRun) upload(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		var status string
-		var err error
-		if j.trace.Len() > j.sent {
-			status, err = j.sendChunk(ctx, coordinator.RetryBriefly)
-		} else {
-			var ans coordinator.UpdateAnswer
-			ans, err = j.l.client.UpdateJob(ctx, j.runner.URL, j.job.ID, j.job.Token,
-				coordinator.Update{State: coordinator.StateRunning}, coordinator.RetryBriefly)
-			status = ans.Status
-		}
+		status, err := j.sendChunk(ctx, coordinator.RetryBriefly)
 		switch {
 		case errors.Is(err, coordinator.ErrForbidden):
 			j.stopJob(errForbidden)
+		case !coordinator.JobRunning(status):
+			// Also on a 416, whose answer carries the status too.
+			j.stopJob(errCanceled)
 		case err != nil:
 			// The next tick tries again; the final report does not give up.
 			level.Debug(j.logger).Log("msg", "reporting a running job failed", "err", err)
-		case !coordinator.JobRunning(status):
-			j.stopJob(errCanceled)
 		}
 	}
 }
@@ -114,15 +108,15 @@ func (j *jobRun) stopJob(cause error) {
 	}
 }
 
-// sendChunk sends the trace from j.sent on, one chunk, and once more from
-// where the coordinator says it stands if it answers 416. It returns the
-// Job-Status.
+// sendChunk sends the trace from j.sent on, one chunk, empty when there is
+// no new output, and returns the Job-Status. j.sent is the runner's own
+// count: a 202 adds the chunk's length and its Range is ignored (AlloyCI
+// always answers "0-100"); only a 416, from a coordinator that checks
+// ranges, moves it to where the coordinator stands, and the chunk is sent
+// once more from there.
 func (j *jobRun) sendChunk(ctx context.Context, retry coordinator.Retry) (string, error) {
 	for attempt := 0; ; attempt++ {
 		chunk := j.trace.From(j.sent, maxChunk)
-		if len(chunk) == 0 {
-			return "", nil
-		}
 		ans, err := j.l.client.PatchTrace(ctx, j.runner.URL, j.job.ID, j.job.Token, j.sent, chunk, retry)
 		var re *coordinator.RangeError
 		if errors.As(err, &re) {
@@ -136,39 +130,33 @@ func (j *jobRun) sendChunk(ctx context.Context, retry coordinator.Retry) (string
 		if err != nil {
 			return ans.Status, err
 		}
-		if ans.Held >= 0 && ans.Held <= j.trace.Len() {
-			j.sent = ans.Held
-		} else {
-			j.sent += int64(len(chunk))
-		}
+		j.sent += int64(len(chunk))
 		return ans.Status, nil
 	}
 }
 
-// flush sends the rest of the trace and reports whether the coordinator
-// holds all of it.
-func (j *jobRun) flush(ctx context.Context, retry coordinator.Retry) bool {
+// flush sends the rest of the trace in chunks, for whoever watches the live
+// trace; the final PUT carries the whole trace anyway, so flush gives up on
+// the first error.
+func (j *jobRun) flush(ctx context.Context) {
 	// Each round sends a chunk or moves j.sent back at most once; the bound
 	// only stops a coordinator that keeps answering nonsense.
-	for rounds := 0; rounds < 1000; rounds++ {
-		if j.sent >= j.trace.Len() {
-			return true
-		}
+	for rounds := 0; rounds < 1000 && j.sent < j.trace.Len(); rounds++ {
 		before := j.sent
-		if _, err := j.sendChunk(ctx, retry); err != nil {
-			level.Warn(j.logger).Log("msg", "the trace could not be sent in chunks; sending it with the final state", "err", err)
-			return false
+		if _, err := j.sendChunk(ctx, coordinator.RetryBriefly); err != nil {
+			level.Debug(j.logger).Log("msg", "the rest of the trace could not be sent in chunks; it goes with the final state", "err", err)
+			return
 		}
 		if j.sent <= before {
-			return false
+			return
 		}
 	}
-	return false
 }
 
-// report sends the rest of the trace, then the final state, trying for as
-// long as res says. Neither depends on the job's context: a result must get
-// through even while the runner shuts down.
+// report sends the rest of the trace, then the final state with the whole
+// (masked) trace, trying for as long as res says: AlloyCI keeps only the
+// trace of the final PUT. Neither depends on the job's context: a result
+// must get through even while the runner shuts down.
 func (j *jobRun) report(res result) {
 	if !res.report {
 		level.Warn(j.logger).Log("msg", "job stopped; its result cannot be reported", "reason", res.message)
@@ -176,10 +164,9 @@ func (j *jobRun) report(res result) {
 	}
 	ctx := context.Background()
 	u := res.update
-	if !j.flush(ctx, res.retry) {
-		whole := j.trace.String()
-		u.Trace = &whole
-	}
+	j.flush(ctx)
+	whole := j.trace.String()
+	u.Trace = &whole
 	if _, err := j.l.client.UpdateJob(ctx, j.runner.URL, j.job.ID, j.job.Token, u, res.retry); err != nil {
 		level.Error(j.logger).Log("msg", "the job's result could not be reported", "state", u.State, "err", err)
 	}

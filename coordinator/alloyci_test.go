@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/alloyci/hardened-runner/coordinator"
+	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
 )
 
 // alloyRegister mimics AlloyCI's POST /runners (Runners.create/1): without
@@ -196,5 +197,70 @@ func TestPatchTraceEmptyKeepAlive(t *testing.T) {
 	}
 	if ans.Status != "cancelled" || coordinator.JobRunning(ans.Status) {
 		t.Fatalf("status %q: AlloyCI's cancelled must stop the job", ans.Status)
+	}
+}
+
+// Register, verify and unregister work against both flavors of the double;
+// the body carries info and the host name as default description.
+func TestRegisterAgainstFlavors(t *testing.T) {
+	for _, f := range coordinatortest.Flavors() {
+		t.Run(string(f), func(t *testing.T) {
+			d := coordinatortest.NewFlavor(t, f)
+			c := newClient(&sleeps{})
+			ctx := context.Background()
+			_, err := c.Register(ctx, d.URL, coordinator.Registration{Token: "wrong-reg-token"})
+			if !errors.Is(err, coordinator.ErrForbidden) || strings.Contains(err.Error(), "wrong-reg-token") {
+				t.Fatalf("wrong token: err = %v", err)
+			}
+			reg, err := c.Register(ctx, d.URL, coordinator.Registration{Token: coordinatortest.RegistrationToken, TagList: "linux", Locked: true, RunUntagged: true})
+			if err != nil || reg.Token == "" {
+				t.Fatalf("register: %+v %v", reg, err)
+			}
+			regs := d.Registrations()
+			last := regs[len(regs)-1]
+			if last.Status != http.StatusCreated || last.Description != coordinator.DefaultDescription() || last.Info["name"] != "alloy-runner" ||
+				last.Info["executor"] != "shell" || last.Info["shell"] != "bash" || last.Info["version"] == "" ||
+				last.Locked == nil || !*last.Locked || !last.StoredRunUntagged || last.TagList != "linux" {
+				t.Errorf("registration as the double saw it: %+v", last)
+			}
+			if err := c.Verify(ctx, d.URL, reg.Token); err != nil {
+				t.Errorf("verify: %v", err)
+			}
+			if err := c.Unregister(ctx, d.URL, reg.Token); err != nil {
+				t.Errorf("unregister: %v", err)
+			}
+		})
+	}
+}
+
+// The job each flavor renders decodes: AlloyCI's typed and null values as
+// YAML shows them, Strict's strings as they are.
+func TestRequestJobAgainstFlavors(t *testing.T) {
+	for _, f := range coordinatortest.Flavors() {
+		t.Run(string(f), func(t *testing.T) {
+			d := coordinatortest.NewFlavor(t, f)
+			d.AddRunner("runner-token")
+			d.EnqueueSpec("runner-token", coordinatortest.Spec{RepoURL: "https://example.invalid/a.git", Ref: "main", SHA: "abc",
+				Script: []string{"true"}, Variables: []coordinatortest.Variable{
+					{Key: "N", Value: 3, Public: true}, {Key: "F", Value: 1.5, Public: true},
+					{Key: "B", Value: true, Public: true}, {Key: "Z", Value: nil, Public: true}}})
+			job, _, err := newClient(&sleeps{}).RequestJob(context.Background(), d.URL, "runner-token", "")
+			if err != nil || job == nil || job.Unusable != "" {
+				t.Fatalf("job=%v err=%v unusable=%q", job, err, job.Unusable)
+			}
+			got := map[string]string{}
+			for _, v := range job.Variables {
+				got[v.Key] = v.Value
+			}
+			if got["N"] != "3" || got["F"] != "1.5" || got["B"] != "true" || got["Z"] != "" {
+				t.Errorf("variables: %v", got)
+			}
+			// The test ends with the job running; report it so the double is content.
+			tr := "x"
+			if _, err := newClient(&sleeps{}).UpdateJob(context.Background(), d.URL, job.ID, job.Token,
+				coordinator.Update{State: coordinator.StateSuccess, Trace: &tr}, coordinator.RetryBriefly); err != nil {
+				t.Errorf("update: %v", err)
+			}
+		})
 	}
 }

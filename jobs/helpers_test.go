@@ -42,12 +42,20 @@ type harness struct {
 	loop    *jobs.Loop
 	done    chan error
 	secrets []string
+	// traceEvery, when set, is the loop's trace interval instead of the
+	// short traceInterval (the loop's default is 0's meaning: 3 s).
+	traceEvery time.Duration
 }
 
 // newHarness returns a double with the runner tokens known; start the loop
 // with start once the jobs are queued.
 func newHarness(t *testing.T, tokens ...string) *harness {
-	h := &harness{t: t, d: coordinatortest.New(t), tracker: builds.NewTracker(), logs: &syncBuffer{}}
+	return newFlavorHarness(t, coordinatortest.Strict, tokens...)
+}
+
+// newFlavorHarness is newHarness with a double of flavor f.
+func newFlavorHarness(t *testing.T, f coordinatortest.Flavor, tokens ...string) *harness {
+	h := &harness{t: t, d: coordinatortest.NewFlavor(t, f), tracker: builds.NewTracker(), logs: &syncBuffer{}}
 	for _, tok := range tokens {
 		h.d.AddRunner(tok)
 		h.secrets = append(h.secrets, tok)
@@ -58,6 +66,19 @@ func newHarness(t *testing.T, tokens ...string) *harness {
 // runner is a runner entry for the double with token.
 func (h *harness) runner(name, token string) config.Runner {
 	return config.Runner{Name: name, URL: h.d.URL, Token: token, Executor: "shell", Shell: "bash", BuildsDir: h.t.TempDir()}
+}
+
+// enqueueSpec queues sp as the double's flavor renders it and remembers
+// its secrets.
+func (h *harness) enqueueSpec(token string, sp coordinatortest.Spec) int64 {
+	id := h.d.EnqueueSpec(token, sp)
+	h.secrets = append(h.secrets, "job-token-"+strconv.FormatInt(id, 10)+"-secret")
+	for _, v := range sp.Variables {
+		if s, ok := v.Value.(string); ok && !v.Public && s != "" {
+			h.secrets = append(h.secrets, s)
+		}
+	}
+	return id
 }
 
 // enqueue queues j and remembers its secrets, which the log must not show.
@@ -79,9 +100,13 @@ func (h *harness) start(concurrent int, runners ...config.Runner) {
 		Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() },
 	})
 	logger := level.NewFilter(log.NewLogfmtLogger(h.logs), level.AllowDebug())
+	every := traceInterval
+	if h.traceEvery != 0 {
+		every = h.traceEvery
+	}
 	loop, err := jobs.New(jobs.Options{
 		Client: client, Tracker: h.tracker, Logger: logger,
-		Concurrent: concurrent, CheckInterval: checkInterval, TraceInterval: traceInterval,
+		Concurrent: concurrent, CheckInterval: checkInterval, TraceInterval: every,
 	}, runners)
 	if err != nil {
 		h.t.Fatal(err)

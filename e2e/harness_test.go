@@ -1377,11 +1377,15 @@ var (
 )
 
 // normalise replaces what changes from run to run in a message: the
-// binaries' and temporary directories, ports of 10000 and above (loopback
+// binaries' and temporary directories, the host name, ports of 10000 and above (loopback
 // ports the kernel picked; the documented ones are lower), times, hashes,
 // build details, and the ts= and caller= fields of log lines.
 func normalise(s string) string {
 	s = strings.ReplaceAll(s, binDir, "$BIN")
+	if host, err := os.Hostname(); err == nil && host != "" {
+		// register's default description is the host name.
+		s = strings.ReplaceAll(s, `"`+host+`"`, `"$HOST"`)
+	}
 	s = rxTempDir.ReplaceAllString(s, "$$TMP/$1")
 	for _, r := range rxMessage {
 		s = r.re.ReplaceAllString(s, r.with)

@@ -350,4 +350,3 @@ func TestRunnerRegistersWithTheHostName(t *testing.T) {
 		}
 	})
 }
-

@@ -25,6 +25,12 @@ import (
 	"github.com/alloyci/hardened-runner/coordinator"
 )
 
+// DefaultTraceInterval is the default time between two reports of a
+// running job. A cancel on the coordinator is seen at the next report, so
+// it stops a job within this interval and the kill of its process group:
+// under 5 s, as an operator who cancels a job expects.
+const DefaultTraceInterval = 3 * time.Second
+
 // Options configures a Loop. Zero values take the defaults.
 type Options struct {
 	// Client talks to the coordinators. Required.
@@ -42,7 +48,7 @@ type Options struct {
 	// TraceInterval is the time between two reports of a running job: a
 	// trace chunk when there is new output, otherwise an empty one (the
 	// keep-alive). It is how soon a cancel on the coordinator stops the
-	// job. Default 3 s, so a cancel stops a job within 5 s.
+	// job. Default DefaultTraceInterval.
 	TraceInterval time.Duration
 	// DefaultTimeout limits a job whose runner_info.timeout is 0.
 	// Default 1 hour.
@@ -143,7 +149,7 @@ func New(opts Options, runners []config.Runner) (*Loop, error) {
 		l.checkInterval = 3 * time.Second
 	}
 	if l.traceInterval <= 0 {
-		l.traceInterval = 3 * time.Second
+		l.traceInterval = DefaultTraceInterval
 	}
 	if l.defaultTimeout <= 0 {
 		l.defaultTimeout = time.Hour

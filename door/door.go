@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/alloyci/hardened-runner/admission"
 	"github.com/alloyci/hardened-runner/listener"
+	"github.com/alloyci/hardened-runner/ratelog"
 	"github.com/alloyci/hardened-runner/webconfig"
 )
 
@@ -56,6 +58,9 @@ const (
 	h2HeaderTable  = 4 << 10
 	// stopGrace is how long requests in flight may finish at shutdown.
 	stopGrace = 10 * time.Second
+	// fdHeadroom is the file descriptors the proxy needs beside client
+	// connections: listeners, upstream connections, the config files.
+	fdHeadroom = 64
 )
 
 // Listen opens the listeners the exporter flags ask for: the sockets systemd
@@ -68,6 +73,12 @@ func Listen(addresses []string, systemd bool) ([]net.Listener, error) {
 		}
 		if len(ls) == 0 {
 			return nil, errors.New("--web.systemd-socket was given but systemd passed no sockets: start the unit through metrics-proxy.socket")
+		}
+		for i, l := range ls {
+			if l == nil {
+				closeAll(ls)
+				return nil, fmt.Errorf("--web.systemd-socket: systemd passed file descriptor %d, which is not a listening stream socket: use ListenStream= in metrics-proxy.socket", 3+i)
+			}
 		}
 		return ls, nil
 	}
@@ -92,7 +103,9 @@ func Listen(addresses []string, systemd bool) ([]net.Listener, error) {
 
 func closeAll(ls []net.Listener) {
 	for _, l := range ls {
-		l.Close()
+		if l != nil {
+			l.Close()
+		}
 	}
 }
 
@@ -228,6 +241,12 @@ func New(o Options) (*Door, error) {
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
 	d := &Door{srv: srv, logger: o.Logger}
+	acceptLog := ratelog.New(o.Logger, "accept failure")
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil && nofile.Cur < uint64(o.Limits.MaxConnections)+fdHeadroom {
+		level.Warn(o.Logger).Log("msg", "the open-file limit is below --web.max-connections plus the proxy's own files: connections will fail before the table is full; raise LimitNOFILE or lower --web.max-connections",
+			"nofile", nofile.Cur, "max_connections", o.Limits.MaxConnections)
+	}
 	for _, l := range o.Listeners {
 		l = gate.Listen(l)
 		if o.TLS != nil {
@@ -237,6 +256,9 @@ func New(o Options) (*Door, error) {
 				OnHandshakeError: func(remote net.Addr, err error) {
 					handshakeErrors.Inc()
 					level.Debug(o.Logger).Log("msg", "TLS handshake failed", "client", remote, "err", err)
+				},
+				OnAcceptError: func(err error) {
+					level.Warn(acceptLog).Log("msg", "accepting a connection failed; backing off", "err", err)
 				},
 			})
 		}

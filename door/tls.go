@@ -20,6 +20,9 @@ type TLSOptions struct {
 	// OnHandshakeError, when set, is told of every failed handshake (for a
 	// counter, or a rate-limited log line).
 	OnHandshakeError func(remote net.Addr, err error)
+	// OnAcceptError, when set, is told of every failed accept that the
+	// loop survives (out of file descriptors), before it backs off.
+	OnAcceptError func(err error)
 }
 
 // NewTLS wraps l so that Accept returns only connections whose TLS handshake
@@ -51,9 +54,13 @@ func (l *tlsListener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && l.ctx.Err() == nil {
-				// Out of file descriptors and the like: back off as net/http does.
+			if !errors.Is(err, net.ErrClosed) && l.ctx.Err() == nil {
+				// Out of file descriptors (EMFILE is no timeout) and the
+				// like: back off and go on, as net/http does, rather than
+				// end the door for good.
+				if l.opts.OnAcceptError != nil {
+					l.opts.OnAcceptError(err)
+				}
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue

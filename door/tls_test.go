@@ -11,7 +11,9 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -100,5 +102,48 @@ func TestTLSListenerCloseEndsAccept(t *testing.T) {
 	l.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
+	}
+}
+
+// emfileListener fails its first accepts as a process out of file
+// descriptors does, then accepts for real.
+type emfileListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Running out of file descriptors (EMFILE is no timeout) must not end the
+// door for good: the accept loop backs off, says so, and serves again.
+func TestTLSListenerSurvivesEMFILE(t *testing.T) {
+	cert, pool := selfSigned(t)
+	raw, _ := net.Listen("tcp4", "127.0.0.1:0")
+	fl := &emfileListener{Listener: raw}
+	fl.failures.Store(3)
+	var reported atomic.Int32
+	l := NewTLS(fl, TLSOptions{
+		Config:        &tls.Config{Certificates: []tls.Certificate{cert}},
+		OnAcceptError: func(error) { reported.Add(1) },
+	})
+	defer l.Close()
+	go func() {
+		c, err := tls.Dial("tcp", raw.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err == nil {
+			c.Close()
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept after EMFILE: %v", err)
+	}
+	c.Close()
+	if n := reported.Load(); n != 3 {
+		t.Errorf("accept errors reported = %d, want 3", n)
 	}
 }

@@ -7,9 +7,12 @@
 //
 // Waiting requests are grouped by key (a client source and user); a freed
 // slot goes to the next key in round-robin order, so a key waits for at most
-// one slot per other waiting key, whatever their numbers of requests. Waits
-// are bounded: in number (in total and per key; beyond them Acquire fails at
-// once) and in time (the caller's context, the scrape's own deadline).
+// one slot per other waiting key, whatever their numbers of requests. No key
+// holds more than half of the slots at once (at least one), so one that
+// keeps its requests slow (a client that does not read its answers) cannot
+// take them all. Waits are bounded: in number (in total and per key; beyond
+// them Acquire fails at once) and in time (the caller's context, the
+// scrape's own deadline).
 package fairqueue
 
 import (
@@ -27,9 +30,11 @@ var ErrFull = errors.New("fairqueue: no slot free and the wait queue is full")
 // use.
 type Queue struct {
 	slots, maxWaiting, maxPerKey int
+	maxHeld                      int // slots one key may hold at once
 
 	mu      sync.Mutex
 	inUse   int
+	held    map[string]int // slots held, by key
 	waiting int
 	keys    *list.List               // keys with waiters, in serving order
 	byKey   map[string]*list.Element // key -> its element in keys
@@ -53,10 +58,13 @@ func New(slots, maxWaiting, maxPerKey int) *Queue {
 	if maxPerKey <= 0 {
 		maxPerKey = maxWaiting
 	}
+	slots = max(1, slots)
 	return &Queue{
-		slots:      max(1, slots),
+		slots:      slots,
 		maxWaiting: max(0, maxWaiting),
 		maxPerKey:  maxPerKey,
+		maxHeld:    max(1, slots/2),
+		held:       make(map[string]int),
 		keys:       list.New(),
 		byKey:      make(map[string]*list.Element),
 	}
@@ -67,10 +75,13 @@ func New(slots, maxWaiting, maxPerKey int) *Queue {
 // ctx's error when the wait ended first.
 func (q *Queue) Acquire(ctx context.Context, key string) (release func(), err error) {
 	q.mu.Lock()
-	if q.inUse < q.slots && q.waiting == 0 {
+	// A free slot with others waiting means every waiter's key is at its
+	// maxHeld: this key may take it if it is not.
+	if q.inUse < q.slots && q.held[key] < q.maxHeld {
 		q.inUse++
+		q.held[key]++
 		q.mu.Unlock()
-		return q.releaser(), nil
+		return q.releaser(key), nil
 	}
 	ke, ok := q.byKey[key]
 	if q.waiting >= q.maxWaiting || (ok && ke.Value.(*waiters).queue.Len() >= q.maxPerKey) {
@@ -88,7 +99,7 @@ func (q *Queue) Acquire(ctx context.Context, key string) (release func(), err er
 
 	select {
 	case <-w.granted:
-		return q.releaser(), nil
+		return q.releaser(key), nil
 	case <-ctx.Done():
 	}
 	q.mu.Lock()
@@ -96,7 +107,7 @@ func (q *Queue) Acquire(ctx context.Context, key string) (release func(), err er
 	case <-w.granted:
 		// Handed a slot just as the wait ended: give it on.
 		q.mu.Unlock()
-		q.releaser()()
+		q.releaser(key)()
 		return nil, ctx.Err()
 	default:
 	}
@@ -111,23 +122,30 @@ func (q *Queue) Acquire(ctx context.Context, key string) (release func(), err er
 	return nil, ctx.Err()
 }
 
-// releaser returns a function that frees one slot, once.
-func (q *Queue) releaser() func() {
+// releaser returns a function that frees key's slot, once.
+func (q *Queue) releaser(key string) func() {
 	var once sync.Once
-	return func() { once.Do(q.release) }
+	return func() { once.Do(func() { q.release(key) }) }
 }
 
-// release hands the slot to the oldest waiter of the next key in turn, or
-// frees it.
-func (q *Queue) release() {
+// release hands key's slot to the oldest waiter of the next key in turn
+// that holds fewer than maxHeld, or frees it.
+func (q *Queue) release(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.held[key]--; q.held[key] <= 0 {
+		delete(q.held, key)
+	}
 	ke := q.keys.Front()
+	for ke != nil && q.held[ke.Value.(*waiters).key] >= q.maxHeld {
+		ke = ke.Next()
+	}
 	if ke == nil {
 		q.inUse--
 		return
 	}
 	ws := ke.Value.(*waiters)
+	q.held[ws.key]++
 	w := ws.queue.Remove(ws.queue.Front()).(*waiter)
 	q.waiting--
 	if ws.queue.Len() == 0 {

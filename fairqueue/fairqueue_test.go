@@ -125,14 +125,14 @@ func TestWaitEndsWithContext(t *testing.T) {
 func TestSlotsWithoutWaiting(t *testing.T) {
 	q := New(3, 0, 0)
 	var rels []func()
-	for i := 0; i < 3; i++ {
-		rel, err := q.Acquire(context.Background(), "k")
+	for i, key := range []string{"a", "b", "c"} {
+		rel, err := q.Acquire(context.Background(), key)
 		if err != nil {
 			t.Fatalf("slot %d: %v", i, err)
 		}
 		rels = append(rels, rel)
 	}
-	if _, err := q.Acquire(context.Background(), "k"); !errors.Is(err, ErrFull) {
+	if _, err := q.Acquire(context.Background(), "d"); !errors.Is(err, ErrFull) {
 		t.Fatalf("fourth with no queue: err = %v, want ErrFull", err)
 	}
 	for _, r := range rels {
@@ -140,6 +140,51 @@ func TestSlotsWithoutWaiting(t *testing.T) {
 	}
 	if q.InUse() != 0 {
 		t.Fatalf("in use = %d, want 0", q.InUse())
+	}
+}
+
+// One client whose requests are slow (it does not read its answers) holds
+// at most half of the slots: its further requests wait even while slots are
+// free, and another client takes those at once. When one of the hog's
+// requests ends, its next waiter gets the slot.
+func TestAttackOneKeyHoldsAtMostHalf(t *testing.T) {
+	q := New(8, 64, 8)
+	var held []func()
+	for i := 0; i < 4; i++ {
+		rel, err := q.Acquire(context.Background(), "hog")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, rel)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan func(), 1)
+	go func() {
+		rel, err := q.Acquire(ctx, "hog")
+		if err == nil {
+			got <- rel
+		}
+	}()
+	waitFor(t, func() bool { return q.Waiting() == 1 })
+	if q.InUse() != 4 {
+		t.Fatalf("in use = %d, want the hog's 4", q.InUse())
+	}
+	for i := 0; i < 4; i++ {
+		rel, err := q.Acquire(context.Background(), "good")
+		if err != nil {
+			t.Fatalf("good request %d while the hog waits: %v", i, err)
+		}
+		defer rel()
+	}
+	held[0]()
+	rel := <-got
+	rel()
+	for _, r := range held[1:] {
+		r()
+	}
+	if q.InUse() != 4 || q.Waiting() != 0 {
+		t.Fatalf("in use %d, waiting %d; want the good client's 4, none", q.InUse(), q.Waiting())
 	}
 }
 

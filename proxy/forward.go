@@ -44,6 +44,10 @@ func exchangeFrom(ctx context.Context) *exchange {
 	return ex
 }
 
+// writeGrace is how long past the request's deadline its answer may take to
+// write, so that the proxy's own 504 still reaches a client that reads.
+const writeGrace = 2 * time.Second
+
 // forward relays the request upstream under a deadline and records the
 // outcome and duration.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p, user string) {
@@ -64,6 +68,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p, user string
 		return
 	}
 	defer release()
+	// The slot is held until the answer is written: a client that does not
+	// read it must not keep the slot much past the scrape's deadline (the
+	// server's WriteTimeout alone is the upstream timeout plus 30 s). The
+	// grace lets a 504 for that deadline still be written.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = http.NewResponseController(w).SetWriteDeadline(dl.Add(writeGrace))
+	}
 
 	ex := &exchange{path: p, outcome: outcomeOK}
 	ctx = context.WithValue(ctx, exchangeKey{}, ex)

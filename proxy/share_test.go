@@ -5,6 +5,7 @@ import (
 	"github.com/alloyci/hardened-runner/refusal"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
 	"sync"
@@ -99,10 +100,17 @@ func TestAttackUpstreamSlotsAreShared(t *testing.T) {
 		cur--
 		mu.Unlock()
 	})
+	// Two clients (one key may hold at most half of the slots).
 	var wg sync.WaitGroup
-	for i := 0; i < 2; i++ {
+	for _, from := range []string{"192.0.2.1:1000", "192.0.2.2:1000"} {
 		wg.Add(1)
-		go func() { defer wg.Done(); f.serve("GET", "/metrics", authorized()) }()
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("GET", "/metrics", nil)
+			r.Header = authorized()
+			r.RemoteAddr = from
+			f.h.ServeHTTP(httptest.NewRecorder(), r)
+		}()
 	}
 	// Both requests are at the upstream, not merely holding slots.
 	deadline := time.Now().Add(5 * time.Second)

@@ -145,8 +145,9 @@ type Options struct {
 	// KnownFor is how long a source stays known after its last
 	// authenticated request.
 	KnownFor time.Duration
-	// Logger receives rejections and sheds at warn and evictions at debug,
-	// all rate limited.
+	// Logger receives rejections and sheds at warn, rate limited, and
+	// evictions at debug (not rate limited, like every debug line: debug is
+	// off by default).
 	Logger log.Logger
 	// Registerer receives the metrics_proxy_connections_* metrics; nil
 	// leaves them unregistered.
@@ -162,14 +163,16 @@ type Gate struct {
 	logger  log.Logger
 	metrics *metrics
 
-	mu       sync.Mutex
-	open     int
-	perSrc   map[netip.Prefix]int
-	perSite  map[netip.Prefix]int
-	anon     *list.List // *Conn that never authenticated, oldest first
-	buckets  *lru.Cache[netip.Prefix, *rate.Limiter]
-	known    *lru.Cache[netip.Prefix, time.Time]
-	reserved int
+	mu      sync.Mutex
+	open    int
+	perSrc  map[netip.Prefix]int
+	perSite map[netip.Prefix]int
+	anon    *list.List // *Conn that never authenticated, oldest first
+	buckets *lru.Cache[netip.Prefix, *rate.Limiter]
+	// knownBuckets are the handshake buckets of known sources.
+	knownBuckets *lru.Cache[netip.Prefix, *rate.Limiter]
+	known        *lru.Cache[netip.Prefix, time.Time]
+	reserved     int
 }
 
 // New returns a Gate. It fails only on a negative limit or if the metrics
@@ -218,6 +221,9 @@ func New(o Options) (*Gate, error) {
 	if g.buckets, err = lru.New[netip.Prefix, *rate.Limiter](maxTracked); err != nil {
 		return nil, err
 	}
+	if g.knownBuckets, err = lru.New[netip.Prefix, *rate.Limiter](maxKnown); err != nil {
+		return nil, err
+	}
 	if g.known, err = lru.New[netip.Prefix, time.Time](maxKnown); err != nil {
 		return nil, err
 	}
@@ -259,14 +265,24 @@ func (g *Gate) admit(c net.Conn) *Conn {
 	g.mu.Lock()
 	reason, shed := "", ""
 	var victim *Conn
+	known := src.IsValid() && g.knownLocked(src, now)
 	switch {
 	case src.IsValid() && g.perSrc[src] >= g.o.MaxPerSource,
 		hasSite && g.perSite[site] >= siteFactor*g.o.MaxPerSource:
-		reason = ReasonSourceConnections
-	case src.IsValid() && !g.allowHandshakeLocked(src, site, hasSite, now):
+		// A known client behind the same address or /48 as a flood takes
+		// the slot of the oldest connection there that never
+		// authenticated: a neighbour cannot lock it out.
+		if known {
+			shed, victim = ReasonShedForKnownClient, g.shedLocked(g.oldestAnonLocked(func(c *Conn) bool {
+				return c.src == src || (hasSite && c.hasSite && c.site == site)
+			}))
+		}
+		if victim == nil {
+			reason = ReasonSourceConnections
+		}
+	case src.IsValid() && !g.allowHandshakeLocked(src, site, hasSite, known, now):
 		reason = ReasonSourceHandshakeRate
 	case g.open >= g.o.MaxConns-g.reserved:
-		known := g.knownLocked(src, now)
 		if known && g.open < g.o.MaxConns {
 			break // the reserve
 		}
@@ -274,7 +290,7 @@ func (g *Gate) admit(c net.Conn) *Conn {
 		case known:
 			shed, victim = ReasonShedForKnownClient, g.shedLocked(g.anon.Front())
 		case src.IsValid() && g.perSrc[src] == 0:
-			shed, victim = ReasonShedForNewClient, g.shedLocked(g.heaviestAnonLocked())
+			shed, victim = ReasonShedForNewClient, g.shedLocked(g.heaviestAnonLocked(now))
 		}
 		if victim == nil {
 			reason = ReasonFull
@@ -313,21 +329,37 @@ func (g *Gate) admit(c net.Conn) *Conn {
 
 // allowHandshakeLocked takes a token from the source's bucket (and its
 // site's), creating them full on first sight.
-func (g *Gate) allowHandshakeLocked(src, site netip.Prefix, hasSite bool, now time.Time) bool {
-	if !g.bucket(src, 1).AllowN(now, 1) {
+// A known source has a bucket of its own and no site bucket, so a flood
+// from elsewhere in its /48 cannot empty them and lock it out.
+func (g *Gate) allowHandshakeLocked(src, site netip.Prefix, hasSite, known bool, now time.Time) bool {
+	if known {
+		return g.bucket(g.knownBuckets, src, 1).AllowN(now, 1)
+	}
+	if !g.bucket(g.buckets, src, 1).AllowN(now, 1) {
 		return false
 	}
-	return !hasSite || g.bucket(site, siteFactor).AllowN(now, 1)
+	return !hasSite || g.bucket(g.buckets, site, siteFactor).AllowN(now, 1)
 }
 
-func (g *Gate) bucket(p netip.Prefix, factor float64) *rate.Limiter {
-	b, ok := g.buckets.Get(p)
+func (g *Gate) bucket(table *lru.Cache[netip.Prefix, *rate.Limiter], p netip.Prefix, factor float64) *rate.Limiter {
+	b, ok := table.Get(p)
 	if !ok {
 		r := g.o.HandshakeRate * factor
 		b = rate.NewLimiter(rate.Limit(r), max(1, int(2*r)))
-		g.buckets.Add(p, b)
+		table.Add(p, b)
 	}
 	return b
+}
+
+// oldestAnonLocked returns the oldest connection that never authenticated
+// and matches, or nil.
+func (g *Gate) oldestAnonLocked(match func(*Conn) bool) *list.Element {
+	for e := g.anon.Front(); e != nil; e = e.Next() {
+		if match(e.Value.(*Conn)) {
+			return e
+		}
+	}
+	return nil
 }
 
 func (g *Gate) knownLocked(src netip.Prefix, now time.Time) bool {
@@ -353,24 +385,27 @@ func (g *Gate) shedLocked(e *list.Element) *Conn {
 // table pay for it, and a flood's own reconnections (from sources that
 // still hold connections) never churn the table, nor can one-connection
 // newcomers push each other out.
-func (g *Gate) heaviestAnonLocked() *list.Element {
+func (g *Gate) heaviestAnonLocked(now time.Time) *list.Element {
+	// Counted over connections that never authenticated, and never from a
+	// known source: a Prometheus with several connections open is not a
+	// crowd, and its new connection, still unauthenticated, is not prey.
+	counts := make(map[netip.Prefix]int)
 	var heaviest netip.Prefix
 	most := 1
 	for e := g.anon.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*Conn)
-		if n := g.perSrc[c.src]; c.src.IsValid() && n > most {
+		if !c.src.IsValid() {
+			continue
+		}
+		counts[c.src]++
+		if n := counts[c.src]; n > most && !g.knownLocked(c.src, now) {
 			heaviest, most = c.src, n
 		}
 	}
 	if most < 2 {
 		return nil
 	}
-	for e := g.anon.Front(); e != nil; e = e.Next() {
-		if e.Value.(*Conn).src == heaviest {
-			return e
-		}
-	}
-	return nil
+	return g.oldestAnonLocked(func(c *Conn) bool { return c.src == heaviest })
 }
 
 // releaseLocked frees c's slot, once.
@@ -500,7 +535,7 @@ func (c *Conn) evict(reason string) {
 		return
 	}
 	c.gate.metrics.evicted.WithLabelValues(reason).Inc()
-	level.Debug(c.gate.logger).Log("msg", "connection closed", "reason", reason, "client", c.RemoteAddr())
+	level.Debug(c.gate.o.Logger).Log("msg", "connection closed", "reason", reason, "client", c.RemoteAddr())
 	c.Close()
 }
 

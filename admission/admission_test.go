@@ -419,3 +419,60 @@ func TestListenerAccept(t *testing.T) {
 	l.Close()
 	<-done
 }
+
+// A known client's own new connection, still unauthenticated, is never the
+// one shed for a new client: the shed ranks sources by their connections
+// that never authenticated, and skips known sources.
+func TestAttackNewClientNeverShedsAKnownClientsConnection(t *testing.T) {
+	f := newFixture(t, Options{MaxConns: 8, MaxPerSource: 8, HandshakeRate: 1000, Reserve: 2})
+	for range 2 {
+		k, _ := f.dial("127.0.0.2")
+		k.Authenticated()
+	}
+	for i := 1; i <= 4; i++ {
+		f.dial(fmt.Sprintf("127.0.1.%d", i)) // one connection per address
+	}
+	_, k3 := f.dial("127.0.0.2") // the known client's next, mid-handshake
+	if ac, _ := f.dial("127.0.2.1"); ac != nil {
+		t.Fatal("a new client was admitted by shedding")
+	}
+	if k3.isClosed() {
+		t.Fatal("the known client's new connection was shed for a new client")
+	}
+	if got := f.rejected(ReasonFull); got != 1 {
+		t.Errorf("rejected{full} = %v, want 1", got)
+	}
+}
+
+// A neighbour in the same IPv6 /48 (a cloud provider's) cannot lock a known
+// client out: emptying the site's handshake bucket or filling its share of
+// slots, from other /64s, leaves the known /64 its own bucket, and at the
+// site's cap it takes the slot of the site's oldest unauthenticated
+// connection.
+func TestAttackNeighbourInTheSiteCannotLockOutAKnownClient(t *testing.T) {
+	f := newFixture(t, Options{MaxConns: 100, MaxPerSource: 2, HandshakeRate: 1})
+	k, _ := f.dial("2001:db8:1:1::1")
+	k.Authenticated()
+	k.Close()
+	for i := 2; i <= 40; i++ {
+		f.dial(fmt.Sprintf("2001:db8:1:%x::1", i))
+	}
+	if f.rejected(ReasonSourceHandshakeRate) == 0 || f.rejected(ReasonSourceConnections) != 0 {
+		t.Fatalf("the flood did not empty the site bucket: %v rate, %v slots", f.rejected(ReasonSourceHandshakeRate), f.rejected(ReasonSourceConnections))
+	}
+	if ac, _ := f.dial("2001:db8:1:1::1"); ac == nil {
+		t.Fatal("the known /64 was refused after a neighbour emptied the /48's bucket")
+	}
+	// Fill the site's share (4 x 2 slots) with fresh buckets, then the known
+	// client comes back once more.
+	f.now = f.now.Add(time.Minute)
+	for i := 50; i <= 60; i++ {
+		f.dial(fmt.Sprintf("2001:db8:1:%x::1", i))
+	}
+	if ac, _ := f.dial("2001:db8:1:1::1"); ac == nil {
+		t.Fatal("the known /64 was refused at its /48's share of slots")
+	}
+	if got := f.evicted(ReasonShedForKnownClient); got != 1 {
+		t.Errorf("evicted{shed_for_known_client} = %v, want 1", got)
+	}
+}

@@ -3,7 +3,8 @@
 // registering runners, requesting jobs, and reporting their trace and state.
 //
 // Every call retries transport errors and 5xx answers with exponential
-// back-off. Errors name the call and what the coordinator answered, and never
+// back-off, except the registration, which is not idempotent: it is retried
+// only when the request cannot have reached the coordinator (see call.once). Errors name the call and what the coordinator answered, and never
 // contain a token: tokens travel only in request bodies and headers, and URLs
 // are shown without user information or query.
 package coordinator
@@ -19,8 +20,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/version"
@@ -230,7 +233,17 @@ type call struct {
 	ctype   string
 	headers map[string]string
 	retry   Retry
+	// once: the call is not idempotent (a registration creates a runner
+	// each time it is stored), so it is retried only after an error that
+	// happened before any byte of it was sent: a failed dial. An answer, or
+	// an error once a connection was had, is final and matches
+	// errMayHaveArrived.
+	once bool
 }
+
+// errMayHaveArrived marks the failure of a call.once call that may have
+// reached the coordinator, and may have been acted on there.
+var errMayHaveArrived = errors.New("not retried: the request may have reached the coordinator")
 
 // redactURL shows u without user information, query or fragment, so an error
 // never carries credentials someone put in the runner's url.
@@ -267,14 +280,20 @@ func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
 	backoff := cl.minBackoff
 	var slept time.Duration
 	for attempt := 1; ; attempt++ {
-		resp, err := cl.once(ctx, c, u)
+		resp, connected, err := cl.once(ctx, c, u)
 		var lastErr error
 		switch {
 		case err != nil:
 			lastErr = fmt.Errorf("%s %s: %w", c.method, shown, transportError(err))
+			if c.once && (connected || !beforeSending(err)) {
+				return nil, fmt.Errorf("%w (%w)", lastErr, errMayHaveArrived)
+			}
 		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 			drain(resp)
 			lastErr = &StatusError{Method: c.method, URL: shown, Code: resp.StatusCode}
+			if c.once {
+				return nil, fmt.Errorf("%w (%w)", lastErr, errMayHaveArrived)
+			}
 		default:
 			return resp, nil
 		}
@@ -301,14 +320,20 @@ func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
 	}
 }
 
-func (cl *Client) once(ctx context.Context, c call, u *url.URL) (*http.Response, error) {
+// once makes one attempt. connected reports whether the transport got a
+// connection for it, after which some of the request may have been sent.
+func (cl *Client) once(ctx context.Context, c call, u *url.URL) (resp *http.Response, connected bool, err error) {
 	var body io.Reader
 	if c.body != nil {
 		body = bytes.NewReader(c.body)
 	}
+	var got atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { got.Store(true) },
+	})
 	req, err := http.NewRequestWithContext(ctx, c.method, u.String(), body)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if c.body != nil {
 		req.Header.Set("Content-Type", c.ctype)
@@ -318,7 +343,20 @@ func (cl *Client) once(ctx context.Context, c call, u *url.URL) (*http.Response,
 	for k, v := range c.headers {
 		req.Header.Set(k, v)
 	}
-	return cl.http.Do(req)
+	resp, err = cl.http.Do(req)
+	return resp, got.Load(), err
+}
+
+// beforeSending reports whether err certainly happened before any byte of
+// the request was sent: the name lookup or the dial (to the coordinator or
+// to the proxy) failed. Any other error may have come after.
+func beforeSending(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect")
 }
 
 // transportError unwraps *url.Error, whose text repeats the full URL, so the
@@ -339,11 +377,25 @@ func drain(resp *http.Response) {
 }
 
 func jsonCall(method, base, path string, v any, retry Retry) (call, error) {
-	b, err := json.Marshal(v)
+	b, err := encodeJSON(v)
 	if err != nil {
 		return call{}, fmt.Errorf("%s %s: encoding the request: %w", method, path, err)
 	}
 	return call{method: method, base: base, path: path, body: b, ctype: "application/json", retry: retry}, nil
+}
+
+// encodeJSON is json.Marshal without HTML escaping: json.Marshal writes every
+// <, > and & of a trace as a 6-byte \u escape, which can push the final PUT
+// over the coordinator's request size limit. Nothing reads these bodies as
+// HTML. The encoder's trailing newline is dropped.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // readAll reads a body of at most limit bytes and closes it.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Job is a job the coordinator handed to a runner. Its String and GoString
@@ -482,12 +483,27 @@ type UpdateAnswer struct {
 	Status string
 }
 
+// MaxUpdateBytes bounds the JSON body of a PUT job: AlloyCI's Plug.Parsers
+// (endpoint.ex, default :length 8_000_000) answers 413 to a longer one, the
+// runner does not retry a 413, and the job would stay running there for
+// good. The margin is for the headers' and the encoder's small differences.
+const MaxUpdateBytes = 7_500_000
+
 // UpdateJob reports the job's state. A 403 matches ErrForbidden.
+//
+// A trace that would make the body longer than MaxUpdateBytes is cut from
+// the front, where it matters least (the failure is at the end), and starts
+// with a line saying how many bytes were dropped. Invalid UTF-8 in the trace
+// is sent as U+FFFD: the caller, who knows the secrets, should have made the
+// trace valid UTF-8 already (see the jobs package), so that no replacement
+// happens here after masking.
 func (cl *Client) UpdateJob(ctx context.Context, baseURL string, jobID int64, jobToken string, u Update, retry Retry) (UpdateAnswer, error) {
-	c, err := jsonCall(http.MethodPut, baseURL, "api/v4/jobs/"+strconv.FormatInt(jobID, 10), updateBody{Token: jobToken, Update: u}, retry)
+	path := "api/v4/jobs/" + strconv.FormatInt(jobID, 10)
+	body, err := updateJSON(updateBody{Token: jobToken, Update: u}, MaxUpdateBytes)
 	if err != nil {
-		return UpdateAnswer{}, err
+		return UpdateAnswer{}, fmt.Errorf("%s %s: encoding the request: %w", http.MethodPut, path, err)
 	}
+	c := call{method: http.MethodPut, base: baseURL, path: path, body: body, ctype: "application/json", retry: retry}
 	resp, err := cl.do(ctx, c)
 	if err != nil {
 		return UpdateAnswer{}, fmt.Errorf("job %d: updating the state: %w", jobID, err)
@@ -502,5 +518,76 @@ func (cl *Client) UpdateJob(ctx context.Context, baseURL string, jobID int64, jo
 		return ans, fmt.Errorf("job %d: the job token is no longer valid: %w", jobID, ErrForbidden)
 	default:
 		return ans, fmt.Errorf("job %d: updating the state: %w", jobID, unexpected(http.MethodPut, resp))
+	}
+}
+
+// CutNote is the first line of a trace cut to fit MaxUpdateBytes.
+const CutNote = "[trace cut to fit the coordinator's 8 MB request limit: %d bytes dropped from the start]\n"
+
+// updateJSON encodes b, cutting the front of its trace until the body is at
+// most limit bytes long.
+func updateJSON(b updateBody, limit int) ([]byte, error) {
+	body, err := encodeJSON(b)
+	if err != nil || len(body) <= limit || b.Trace == nil {
+		return body, err
+	}
+	trace := strings.ToValidUTF8(*b.Trace, string(utf8.RuneError))
+	var empty string
+	b.Trace = &empty
+	rest, err := encodeJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	// The note's number has at most 20 digits; every rune is counted at its
+	// longest encoding, so the first cut nearly always fits, and the loop
+	// only guards the estimate.
+	budget := limit - len(rest) - len(fmt.Sprintf(CutNote, uint64(1)<<63)) - 16
+	for attempt := 0; attempt < 8 && budget > 0; attempt++ {
+		cut := cutFront(trace, budget)
+		t := fmt.Sprintf(CutNote, cut) + trace[cut:]
+		b.Trace = &t
+		if body, err = encodeJSON(b); err != nil || len(body) <= limit {
+			return body, err
+		}
+		budget -= len(body) - limit + 1024
+	}
+	// Not even an empty trace fits: send the body as it is and let the
+	// coordinator's answer say so.
+	return body, nil
+}
+
+// cutFront returns where trace must start for the rest to take at most
+// budget bytes as a JSON string's contents: a rune boundary, moved on to the
+// start of the next line when that is near, so the kept trace starts with a
+// whole line.
+func cutFront(trace string, budget int) int {
+	cut, used := len(trace), 0
+	for cut > 0 {
+		r, n := utf8.DecodeLastRuneInString(trace[:cut])
+		if used+jsonLen(r, n) > budget {
+			break
+		}
+		used += jsonLen(r, n)
+		cut -= n
+	}
+	if cut == 0 {
+		return 0
+	}
+	if nl := strings.IndexByte(trace[cut:], '\n'); nl >= 0 && nl < 4096 {
+		cut += nl + 1
+	}
+	return cut
+}
+
+// jsonLen is at least the length of rune r, n bytes of UTF-8, inside a JSON
+// string written by encoding/json without HTML escaping.
+func jsonLen(r rune, n int) int {
+	switch {
+	case r == '"', r == '\\', r == '\n', r == '\r', r == '\t':
+		return 2
+	case r < 0x20, r == utf8.RuneError && n == 1, r == '\u2028', r == '\u2029':
+		return 6 // \u001b, \ufffd, \u2028
+	default:
+		return n
 	}
 }

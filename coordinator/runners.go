@@ -34,8 +34,13 @@ func (r Registered) String() string { return fmt.Sprintf("runner %d", r.ID) }
 
 // Register registers a new runner at the coordinator at baseURL. It fills in
 // what the coordinator requires and reg leaves empty: the runner's Info and a
-// description (the host name). A 403 matches ErrForbidden; a 5xx that
-// outlasts the retries is a *StatusError. No error shows the token.
+// description (the host name). A 403 matches ErrForbidden; a 5xx is a
+// *StatusError. No error shows the token.
+//
+// The registration is not idempotent: every stored POST creates a runner
+// with a live token. So it is retried only when it cannot have reached the
+// coordinator (the dial failed); after a 5xx or a connection lost on the
+// way, the error says the runner may have been registered all the same.
 func (cl *Client) Register(ctx context.Context, baseURL string, reg Registration) (Registered, error) {
 	if reg.Info == nil {
 		info := cl.info
@@ -49,12 +54,16 @@ func (cl *Client) Register(ctx context.Context, baseURL string, reg Registration
 	if err != nil {
 		return Registered{}, err
 	}
+	c.once = true
 	resp, err := cl.do(ctx, c)
 	if err != nil {
 		var se *StatusError
 		if errors.As(err, &se) && se.Code >= 500 {
 			return Registered{}, fmt.Errorf("registering the runner: the coordinator failed on the registration (%d); "+
-				"AlloyCI answers 500 when info is missing: check that the url points at AlloyCI: %w", se.Code, err)
+				"AlloyCI answers 500 when info is missing: check that the url points at AlloyCI; %s: %w", se.Code, mayBeStored, err)
+		}
+		if errors.Is(err, errMayHaveArrived) {
+			return Registered{}, fmt.Errorf("registering the runner: the answer was lost; %s: %w", mayBeStored, err)
 		}
 		return Registered{}, fmt.Errorf("registering the runner: %w", err)
 	}
@@ -78,6 +87,12 @@ func (cl *Client) Register(ctx context.Context, baseURL string, reg Registration
 		return Registered{}, unexpected(http.MethodPost, resp)
 	}
 }
+
+// mayBeStored explains a registration that failed after it may have reached
+// the coordinator.
+const mayBeStored = "the registration may have been stored, so the runner may exist with a token this host never got: " +
+	"before registering again, look for it (by its description) among the runners in the AlloyCI UI and remove it; " +
+	"`alloy-runner verify` checks the runners this host's config.toml knows"
 
 // DefaultDescription is the description of a runner registered without one:
 // the host name, or "alloy-runner" when it is not known.

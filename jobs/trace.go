@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-kit/log/level"
 
 	"github.com/alloyci/hardened-runner/coordinator"
+	"github.com/alloyci/hardened-runner/shell"
 )
 
 // maxChunk bounds one trace chunk, so a burst of output goes in several
@@ -153,6 +156,28 @@ func (j *jobRun) flush(ctx context.Context) {
 	}
 }
 
+// validTrace is trace, already masked, as valid UTF-8: every run of invalid
+// bytes becomes one U+FFFD, 3 bytes in the final PUT's JSON where the
+// encoder writes 6 for each invalid byte. A replacement could complete a
+// secret that contains U+FFFD ("a\xffb" becomes "a\ufffdb"), so such a
+// trace is masked again.
+func validTrace(trace string, secrets []string) string {
+	if utf8.ValidString(trace) {
+		return trace
+	}
+	out := strings.ToValidUTF8(trace, string(utf8.RuneError))
+	for _, s := range secrets {
+		if strings.ContainsRune(s, utf8.RuneError) {
+			var b strings.Builder
+			m := shell.NewMasker(&b, secrets)
+			_, _ = m.Write([]byte(out))
+			_ = m.Flush()
+			return b.String()
+		}
+	}
+	return out
+}
+
 // report sends the rest of the trace, then the final state with the whole
 // (masked) trace, trying for as long as res says: AlloyCI keeps only the
 // trace of the final PUT. Neither depends on the job's context: a result
@@ -165,7 +190,7 @@ func (j *jobRun) report(res result) {
 	ctx := context.Background()
 	u := res.update
 	j.flush(ctx)
-	whole := j.trace.String()
+	whole := validTrace(j.trace.String(), j.job.Secrets())
 	u.Trace = &whole
 	if _, err := j.l.client.UpdateJob(ctx, j.runner.URL, j.job.ID, j.job.Token, u, res.retry); err != nil {
 		level.Error(j.logger).Log("msg", "the job's result could not be reported", "state", u.State, "err", err)

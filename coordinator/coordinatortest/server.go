@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -107,6 +108,8 @@ type job struct {
 	stored      *string // AlloyCI: the trace of the last PUT that carried one
 	puts        map[string]int
 	startResets int
+	maxPut      int
+	tooLarge    int
 }
 
 // Job is what the double knows about a job.
@@ -150,6 +153,9 @@ type Job struct {
 	// StartResets counts, for AlloyCI, PUTs with state running on a running
 	// job: each resets the job's start time on the real server.
 	StartResets int
+	// LargestPut is the length of the longest PUT body received, answered
+	// or not; TooLarge counts the PUTs answered 413 (see MaxJSONBody).
+	LargestPut, TooLarge int
 }
 
 // New starts a Strict double on 127.0.0.1; it stops, and reports protocol
@@ -300,6 +306,7 @@ func (s *Server) Job(id int64) Job {
 		States: append([]string(nil), j.states...), Patches: j.patches, RangeErrors: j.ranges,
 		FinalAttempts: j.finalTries, TraceInUpdate: j.traceInPut,
 		Patched: j.patched, Puts: make(map[string]int, len(j.puts)), StartResets: j.startResets,
+		LargestPut: j.maxPut, TooLarge: j.tooLarge,
 	}
 	for k, v := range j.puts {
 		out.Puts[k] = v
@@ -447,6 +454,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	defer s.notifyLocked()
 	s.calls++
+	if s.tooLargeLocked(w, r, body) {
+		return
+	}
 	if s.flavor == AlloyCI {
 		s.serveAlloyCI(w, r, body)
 		return
@@ -469,6 +479,43 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.violate("unexpected %s %s", r.Method, r.URL.Path)
 		http.NotFound(w, r)
 	}
+}
+
+// MaxJSONBody is the longest JSON request body the double takes: AlloyCI's
+// endpoint.ex runs Plug.Parsers with the default :length of 8_000_000
+// bytes, and answers 413 to a longer body before any controller sees it.
+// Both flavors enforce it.
+const MaxJSONBody = 8_000_000
+
+// tooLargeLocked records the size of a PUT job's body and answers 413, a
+// violation (the runner does not retry it: a final state would be lost), to
+// a JSON body longer than MaxJSONBody.
+func (s *Server) tooLargeLocked(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	path := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v4/"), "/")
+	var j *job
+	if r.Method == http.MethodPut && strings.HasPrefix(path, "jobs/") {
+		if id, err := strconv.ParseInt(strings.TrimPrefix(path, "jobs/"), 10, 64); err == nil {
+			j = s.jobs[id]
+		}
+	}
+	if j != nil {
+		j.maxPut = max(j.maxPut, len(body))
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	typ, sub, _ := strings.Cut(mt, "/")
+	if len(body) <= MaxJSONBody || typ != "application" || (sub != "json" && !strings.HasSuffix(sub, "+json")) {
+		return false
+	}
+	s.violate("%s %s: JSON body of %d bytes: AlloyCI answers 413 to more than %d (Plug.Parsers :length)",
+		r.Method, r.URL.Path, len(body), MaxJSONBody)
+	if j != nil {
+		j.tooLarge++
+	}
+	if r.Method == http.MethodPost && path == "runners" {
+		s.registrations = append(s.registrations, Registration{Status: http.StatusRequestEntityTooLarge})
+	}
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	return true
 }
 
 func (s *Server) register(w http.ResponseWriter, body []byte) {

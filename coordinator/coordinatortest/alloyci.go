@@ -493,18 +493,7 @@ func (s *Server) alloyUpdate(w http.ResponseWriter, idText string, params map[st
 	}
 	trace, hasTrace := params["trace"].(string)
 	if final {
-		j.finalTries++
-		if len(j.failFinal) > 0 {
-			code := j.failFinal[0]
-			j.failFinal = j.failFinal[1:]
-			if code == 0 {
-				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-					_ = conn.Close()
-					return
-				}
-				code = http.StatusBadGateway
-			}
-			w.WriteHeader(code)
+		if j.failFinalOnDemand(w) {
 			return
 		}
 		if j.final && j.state != state {

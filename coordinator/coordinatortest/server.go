@@ -753,18 +753,7 @@ func (s *Server) update(w http.ResponseWriter, idText string, body []byte) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	j.finalTries++
-	if len(j.failFinal) > 0 {
-		code := j.failFinal[0]
-		j.failFinal = j.failFinal[1:]
-		if code == 0 {
-			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-			code = http.StatusBadGateway
-		}
-		w.WriteHeader(code)
+	if j.failFinalOnDemand(w) {
 		return
 	}
 	if j.final && (j.state != req.State || j.reason != req.FailureReason) {
@@ -785,4 +774,25 @@ func (s *Server) update(w http.ResponseWriter, idText string, body []byte) {
 	j.state, j.reason = req.State, req.FailureReason
 	w.Header().Set("Job-Status", j.status)
 	w.WriteHeader(http.StatusOK)
+}
+
+// failFinalOnDemand counts a final update and fails it with the next code
+// FailFinalUpdates queued (0: the connection dropped), reporting whether it
+// did.
+func (j *job) failFinalOnDemand(w http.ResponseWriter) bool {
+	j.finalTries++
+	if len(j.failFinal) == 0 {
+		return false
+	}
+	code := j.failFinal[0]
+	j.failFinal = j.failFinal[1:]
+	if code == 0 {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+			return true
+		}
+		code = http.StatusBadGateway
+	}
+	w.WriteHeader(code)
+	return true
 }

@@ -40,13 +40,7 @@ func newClient(s *sleeps) *coordinator.Client {
 // server127 starts h on 127.0.0.1 only.
 func server127(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = l
-	srv.Start()
+	srv := httptest.NewServer(h) // httptest listens on loopback only
 	t.Cleanup(srv.Close)
 	return srv.URL + "/"
 }

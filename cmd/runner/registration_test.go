@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,13 +14,7 @@ import (
 // coordinator127 serves h on 127.0.0.1.
 func coordinator127(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = l
-	srv.Start()
+	srv := httptest.NewServer(h) // httptest listens on loopback only
 	t.Cleanup(srv.Close)
 	return srv.URL + "/"
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,23 +201,27 @@ func TestUpdateJobBody(t *testing.T) {
 	}
 }
 
-func TestRetryBrieflyIsBounded(t *testing.T) {
-	var mu sync.Mutex
-	calls := 0
-	url := server127(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		calls++
-		mu.Unlock()
-		w.WriteHeader(http.StatusServiceUnavailable)
+// statusServer answers every request with code and counts them.
+func statusServer(t *testing.T, code int) (url string, calls *atomic.Int32) {
+	t.Helper()
+	calls = new(atomic.Int32)
+	url = server127(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(code)
 	})
+	return url, calls
+}
+
+func TestRetryBrieflyIsBounded(t *testing.T) {
+	url, calls := statusServer(t, http.StatusServiceUnavailable)
 	s := &sleeps{}
 	_, _, err := newClient(s).RequestJob(context.Background(), url, "runner-secret", "")
 	var se *coordinator.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable {
 		t.Fatalf("err = %v, want a 503 StatusError", err)
 	}
-	if calls != 3 || s.count != 2 {
-		t.Fatalf("calls = %d, sleeps = %d; want 3 and 2", calls, s.count)
+	if calls.Load() != 3 || s.count != 2 {
+		t.Fatalf("calls = %d, sleeps = %d; want 3 and 2", calls.Load(), s.count)
 	}
 	if strings.Contains(err.Error(), "runner-secret") {
 		t.Fatalf("error contains the token: %v", err)

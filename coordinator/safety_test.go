@@ -61,23 +61,14 @@ func TestRegisterIsNotRepeatedOnceItMayHaveArrived(t *testing.T) {
 // A 5xx answer to the registration is not retried either: a proxy's 502 may
 // come after the coordinator stored it.
 func TestRegisterDoesNotRetry5xx(t *testing.T) {
-	var mu sync.Mutex
-	calls := 0
-	url := server127(t, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		calls++
-		mu.Unlock()
-		w.WriteHeader(http.StatusBadGateway)
-	})
+	url, calls := statusServer(t, http.StatusBadGateway)
 	_, err := newClient(&sleeps{}).Register(context.Background(), url, coordinator.Registration{Token: "reg-secret", Description: "d"})
 	var se *coordinator.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusBadGateway || !strings.Contains(err.Error(), "may have been stored") {
 		t.Fatalf("err = %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if calls != 1 {
-		t.Fatalf("%d registrations sent, want 1", calls)
+	if calls.Load() != 1 {
+		t.Fatalf("%d registrations sent, want 1", calls.Load())
 	}
 }
 

@@ -6,7 +6,10 @@
 // so the rule is written once.
 package access
 
-import "strings"
+import (
+	"crypto/tls"
+	"strings"
+)
 
 // Policy is what authenticates a request at the door.
 type Policy struct {
@@ -72,4 +75,53 @@ func (p Policy) Missing() string {
 		return ""
 	}
 	return strings.Join([]string{"basic_auth_users", "client_auth_type: RequireAndVerifyClientCert with client_ca_file"}, ", or ")
+}
+
+// Identity is who an authenticated request is, as routes name them: the
+// basic-auth user, the bearer token's name, and the subject alternative names
+// of the verified client certificate. Any of them may be empty; a request
+// the door let through with no credentials at all (loopback without
+// authentication) has the zero Identity.
+type Identity struct {
+	// User is the basic-auth user name, "" when none was verified.
+	User string
+	// Token is the name of the verified bearer token, "" when none.
+	Token string
+	// SANs are the DNS names, e-mail addresses, IP addresses and URIs of the
+	// verified client certificate, nil without one.
+	SANs []string
+}
+
+// WithPeer returns id with the SANs of the connection's verified client
+// certificate. An unverified certificate (client_auth_type below
+// RequireAndVerifyClientCert, or VerifyClientCertIfGiven without one)
+// names nobody.
+func (id Identity) WithPeer(state *tls.ConnectionState) Identity {
+	if state == nil || len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return id
+	}
+	leaf := state.VerifiedChains[0][0]
+	sans := make([]string, 0, len(leaf.DNSNames)+len(leaf.EmailAddresses)+len(leaf.IPAddresses)+len(leaf.URIs))
+	sans = append(sans, leaf.DNSNames...)
+	sans = append(sans, leaf.EmailAddresses...)
+	for _, ip := range leaf.IPAddresses {
+		sans = append(sans, ip.String())
+	}
+	for _, u := range leaf.URIs {
+		sans = append(sans, u.String())
+	}
+	id.SANs = sans
+	return id
+}
+
+// Name is the identity's name for the upstream queue's fairness key and for
+// logs: the user, else "token:" and the token's name, else "".
+func (id Identity) Name() string {
+	switch {
+	case id.User != "":
+		return id.User
+	case id.Token != "":
+		return "token:" + id.Token
+	}
+	return ""
 }

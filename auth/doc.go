@@ -1,6 +1,6 @@
-// Package auth verifies HTTP basic authentication for metrics-proxy in a way that
-// stays correct and available while someone is guessing passwords or flooding the
-// port.
+// Package auth verifies HTTP basic authentication and bearer tokens for
+// metrics-proxy in a way that stays correct and available while someone is
+// guessing passwords or flooding the port.
 //
 // The credential format is exporter-toolkit's basic_auth_users (user name to bcrypt
 // hash), but the request path is our own, because exporter-toolkit's handler runs one
@@ -78,11 +78,31 @@
 // window, because repeats do not take the check. Against a flood of ever new
 // guesses from the same address it competes for each window's single check:
 // that is the price of bounding guesses per address. The ways out are another
-// source address, a client certificate, or a credential verified before the
-// flood began.
+// source address, a client certificate, a bearer token (below), or a
+// credential verified before the flood began.
 //
 // Each throttled 429 is held back for --web.throttle-delay (1 s; at most 256
 // at once) before it is written and its connection closed, so a flood that
 // ignores Retry-After sends one request per connection per second, not
 // thousands.
+//
+// # Bearer tokens
+//
+// Tokens (Authorization: Bearer, what Prometheus sends with authorization:
+// {credentials_file: ...}) are configured as name to SHA-256 of the token.
+// A fast hash is enough because a token is not a password: GenerateToken's
+// carry 256 random bits, which no one guesses online or offline. A token
+// must be an RFC 6750 b64token of 22 to 512 bytes (22 base64 characters hold
+// 128 bits); anything else is a malformed credential, refused without bcrypt
+// but charged to back-off like a wrong password. A well-formed token is
+// hashed and compared in constant time with every configured sum, which costs
+// microseconds: no bcrypt, no worker, no cache entry.
+//
+// A right token is allowed even from an address in back-off, and does not
+// end the back-off (else an attacker behind a scraper's address would get a
+// fresh burst of password guesses at every scrape). A wrong one is not
+// charged to back-off, but is answered like a repeated wrong password: 429
+// while the address is in back-off, else from its refusal bucket (401 for
+// the burst, then 429). Failed token attempts are logged as
+// credential="bearer token", never with the token.
 package auth

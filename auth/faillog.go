@@ -38,10 +38,11 @@ func newFailureLog(logger log.Logger) *failureLog {
 	return &failureLog{logger: logger, limiter: rate.NewLimiter(logRate, logBurst)}
 }
 
-// failed logs one failed attempt, or counts it as suppressed. The password and the
-// hash are never passed here; the user name is escaped and capped because it is
-// attacker-controlled text.
-func (l *failureLog) failed(now time.Time, remoteAddr, userName, outcome, reason string) {
+// failed logs one failed attempt, or counts it as suppressed. The password, the
+// token and the hashes are never passed here; the user name is escaped and
+// capped because it is attacker-controlled text. A bearer attempt (kind
+// kindBearer) has no user name and is logged as credential="bearer token".
+func (l *failureLog) failed(now time.Time, remoteAddr, kind, userName, outcome, reason string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.summarizeLocked(now)
@@ -51,12 +52,16 @@ func (l *failureLog) failed(now time.Time, remoteAddr, userName, outcome, reason
 		}
 		return
 	}
+	who, name := "user", logSafeUser(userName)
+	if kind == kindBearer {
+		who, name = "credential", kindBearer
+	}
 	_ = level.Warn(l.logger).Log(
 		"msg", "authentication failed",
 		"outcome", outcome,
 		"reason", reason,
 		"client", remoteAddr,
-		"user", logSafeUser(userName),
+		who, name,
 	)
 }
 

@@ -29,6 +29,15 @@ const (
 	reasonPasswordTooLong = "password longer than bcrypt's 72 bytes"
 )
 
+// Reasons Authorize gives instead of a parseAuthorization one, depending on
+// what is configured.
+const (
+	// reasonNotBasicOrBearer replaces reasonNotBasic when tokens are configured.
+	reasonNotBasicOrBearer = "neither Basic nor Bearer authentication"
+	// reasonNoUsers refuses a Basic credential when only tokens are configured.
+	reasonNoUsers = "Basic authentication without basic_auth_users configured"
+)
+
 // credentials are a user name and password exactly as the client sent them: raw
 // bytes, not necessarily UTF-8 (a non-UTF-8 name or password simply matches
 // nothing).

@@ -27,7 +27,7 @@ func newFakeClock() *fakeClock {
 
 // fixture is a Verifier with a fake clock, a private registry and captured logs.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	v     *Verifier
 	reg   *prometheus.Registry
 	clock *fakeClock
@@ -35,7 +35,7 @@ type fixture struct {
 }
 
 // newFixture returns a fixture with the given users (name to hash) installed.
-func newFixture(t *testing.T, users map[string]string, tweak ...func(*Options)) *fixture {
+func newFixture(t testing.TB, users map[string]string, tweak ...func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, reg: prometheus.NewRegistry(), clock: newFakeClock(), logs: &syncBuffer{}}
 	o := Options{
@@ -66,11 +66,11 @@ func newFixture(t *testing.T, users map[string]string, tweak ...func(*Options)) 
 }
 
 // hashOf hashes password at bcrypt's minimum cost, so that tests stay fast.
-func hashOf(t *testing.T, password string) string {
+func hashOf(t testing.TB, password string) string {
 	return hashAt(t, password, bcrypt.MinCost)
 }
 
-func hashAt(t *testing.T, password string, cost int) string {
+func hashAt(t testing.TB, password string, cost int) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	if err != nil {

@@ -26,7 +26,7 @@ func newMetrics(inBackoff func() float64) *metrics {
 		}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metrics_proxy_auth_attempts_total",
-			Help: "Basic-auth verifications by outcome: ok_cached (known-good credential, no bcrypt), ok (bcrypt accepted it), unauthorized (401: missing, malformed or wrong credentials), throttled (429: the client address is in failed-auth back-off, or past its rate of refusals without bcrypt), busy (429: all bcrypt workers were busy). Requests while no users are configured are not counted.",
+			Help: "Basic-auth and bearer-token verifications by outcome: ok_cached (known-good password, no bcrypt), ok (bcrypt accepted the password, or the bearer token matched a configured one), unauthorized (401: missing, malformed or wrong credentials), throttled (429: the client address is in failed-auth back-off, or past its rate of refusals without bcrypt), busy (429: all bcrypt workers were busy). Requests while neither users nor tokens are configured are not counted.",
 		}, []string{"outcome"}),
 		inBackoff: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "metrics_proxy_auth_clients_in_backoff",

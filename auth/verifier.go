@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -64,15 +65,21 @@ type Options struct {
 	Realm string
 }
 
-// Verifier checks basic-auth credentials against a set of users; it is safe for
-// concurrent use. See the package documentation for how it behaves under attack.
+// Verifier checks basic-auth credentials against a set of users and bearer
+// tokens against a set of token sums; it is safe for concurrent use. See the
+// package documentation for how it behaves under attack.
 type Verifier struct {
-	logger  log.Logger
-	now     func() time.Time
-	realm   string
-	key     [32]byte // HMAC key for cache digests, random per Verifier
-	macs    sync.Pool
-	users   atomic.Pointer[userSet]
+	logger log.Logger
+	now    func() time.Time
+	realm  string
+	key    [32]byte // HMAC key for cache digests, random per Verifier
+	macs   sync.Pool
+	// creds is the current users and tokens, swapped as one so that a request
+	// sees both halves of the same generation.
+	creds atomic.Pointer[generation]
+	// setMu serialises SetUsers and SetTokens: each copies the other's half
+	// into the new generation, which must not be lost to a concurrent swap.
+	setMu   sync.Mutex
 	slots   chan struct{} // the bcrypt pool: a token per running comparison
 	good    *lru.Cache[digest, struct{}]
 	bad     *lru.Cache[digest, struct{}]
@@ -92,6 +99,16 @@ type Verifier struct {
 	// compare is bcrypt.CompareHashAndPassword; tests replace it to hold the pool
 	// or to count comparisons without paying for them.
 	compare func(hash, password []byte) error
+	// tokenEqual is subtle.ConstantTimeCompare; tests replace it to see that
+	// every configured token is compared.
+	tokenEqual func(x, y []byte) int
+}
+
+// generation is the users and tokens in force at one time. Neither pointer is
+// nil; a userSet without users and a nil tokenSet mean none.
+type generation struct {
+	users  *userSet
+	tokens *tokenSet
 }
 
 // userSet is one generation of users with its dummy hashes.
@@ -119,9 +136,9 @@ func (s *userSet) padding(cost int) [][]byte {
 // the Verifier's random key, so it cannot be inverted by brute force without the key.
 type digest [sha256.Size]byte
 
-// NewVerifier returns a Verifier with no users (which allows every request: see
-// Authorize) until SetUsers is called. It fails only on a bad Realm or if the
-// metrics cannot be registered.
+// NewVerifier returns a Verifier with no users and no tokens (which allows every
+// request: see Authorize) until SetUsers or SetTokens is called. It fails only
+// on a bad Realm or if the metrics cannot be registered.
 func NewVerifier(o Options) (*Verifier, error) {
 	if o.Logger == nil {
 		o.Logger = log.NewNopLogger()
@@ -151,6 +168,8 @@ func NewVerifier(o Options) (*Verifier, error) {
 		hold:    newHolder(o.ThrottleDelay),
 		compare: bcrypt.CompareHashAndPassword,
 
+		tokenEqual: subtle.ConstantTimeCompare,
+
 		refusals: newRefusalTable(o.MaxClients),
 
 		checking: make(map[netip.Prefix]struct{}),
@@ -166,7 +185,7 @@ func NewVerifier(o Options) (*Verifier, error) {
 	if v.bad, err = lru.New[digest, struct{}](knownBadSize); err != nil {
 		return nil, err
 	}
-	v.users.Store(&userSet{})
+	v.creds.Store(&generation{users: &userSet{}})
 	v.metrics = newMetrics(func() float64 { return float64(v.backoff.inBackoff(v.now())) })
 	if err := v.metrics.register(o.Registerer); err != nil {
 		return nil, err
@@ -190,10 +209,11 @@ func checkRealm(realm string) error {
 
 // SetUsers atomically replaces the users, for example on a configuration reload;
 // requests in flight finish with the old set. A nil or empty set disables basic
-// auth (every request is allowed). The caches are not cleared, and need not be:
-// their keys include the hash, so after a user's hash changes the old password
-// never matches a cached entry, while unchanged users keep their fast path across
-// reloads (a certificate rotation does not cost every scraper a bcrypt check).
+// auth (and, without tokens either, every request is allowed). The caches are
+// not cleared, and need not be: their keys include the hash, so after a user's
+// hash changes the old password never matches a cached entry, while unchanged
+// users keep their fast path across reloads (a certificate rotation does not
+// cost every scraper a bcrypt check).
 //
 // When the users' hashes have different costs, every check is padded to the
 // highest one (see userSet), so that the time a wrong password takes reveals
@@ -207,7 +227,29 @@ func (v *Verifier) SetUsers(u *Users) {
 			set.dummies[k] = dummyHash(k)
 		}
 	}
-	v.users.Store(set)
+	v.setMu.Lock()
+	defer v.setMu.Unlock()
+	next := *v.creds.Load()
+	next.users = set
+	v.creds.Store(&next)
+}
+
+// SetTokens atomically replaces the bearer tokens, name to the SHA-256 of the
+// token (TokenSHA256), like SetUsers; a nil or empty map disables bearer
+// tokens. The map is copied. Two names with the same sum authenticate as the
+// first name in byte order.
+//
+// A reload that changes both users and tokens calls SetUsers and SetTokens one
+// after the other, and a request between them sees the new users with the old
+// tokens: set the one that gains credentials first, so that no request ever
+// sees neither.
+func (v *Verifier) SetTokens(t map[string][sha256.Size]byte) {
+	set := newTokenSet(t)
+	v.setMu.Lock()
+	defer v.setMu.Unlock()
+	next := *v.creds.Load()
+	next.tokens = set
+	v.creds.Store(&next)
 }
 
 // dummyHash returns a well-formed bcrypt hash of the given cost with a random salt
@@ -226,11 +268,17 @@ func dummyHash(cost int) []byte {
 // RemoteAddr. It never blocks on other requests: bcrypt runs at most Workers at a
 // time, and a request that would have to wait for a worker is answered busy.
 //
-// When no users are configured it allows the request (OutcomeNotRequired): the
-// caller must then require verified client certificates at the TLS layer, and must
-// never run with neither.
+// When neither users nor tokens are configured it allows the request
+// (OutcomeNotRequired): the caller must then require verified client
+// certificates at the TLS layer, and must never run with neither.
 //
-// The order of checks, and why:
+// When tokens are configured, a Bearer header with a well-formed token is
+// checked by authorizeToken, without bcrypt and without the steps below; a
+// malformed one is a malformed credential (step 4). When no users are
+// configured, a Basic credential is refused like a malformed one, without
+// bcrypt.
+//
+// The order of checks for everything else, and why:
 //  1. A known-good credential is allowed from memory, even from an address in
 //     back-off: a client with the right password is never locked out.
 //  2. A request without credentials, or with a credential bcrypt already
@@ -263,22 +311,51 @@ func dummyHash(cost int) []byte {
 func (v *Verifier) Authorize(r *http.Request) Result {
 	now := v.now()
 	v.log.flush(now)
-	set := v.users.Load()
-	if set.users.Len() == 0 {
+	g := v.creds.Load()
+	hasUsers, hasTokens := g.users.users.Len() > 0, g.tokens.len() > 0
+	if !hasUsers && !hasTokens {
 		return Result{outcome: OutcomeNotRequired}
 	}
+	res := v.authorize(now, r, g)
+	if res.outcome == OutcomeUnauthorized {
+		// Challenge for what this generation accepts, and only that.
+		res.basic, res.bearer = hasUsers, hasTokens
+	}
+	return res
+}
+
+// authorize is Authorize once g requires a credential.
+func (v *Verifier) authorize(now time.Time, r *http.Request, g *generation) Result {
+	set := g.users
 	values := r.Header.Values("Authorization")
 	var (
 		c      credentials
 		reason string
+		kind   = kindBasic
 	)
 	switch len(values) {
 	case 0:
 		// Not an attempt (browsers ask first without credentials), so not
 		// charged to back-off; the refusal burst covers the browser's first ask.
-		return v.refuseCheaply(now, r, clientKey(r.RemoteAddr), "", reasonNoCredentials)
+		return v.refuseCheaply(now, r, clientKey(r.RemoteAddr), kindBasic, "", reasonNoCredentials)
 	case 1:
-		c, reason = parseAuthorization(values[0])
+		if g.tokens.len() > 0 && isBearer(values[0]) {
+			kind = kindBearer
+			var token string
+			if token, reason = parseBearer(values[0]); reason == "" {
+				return v.authorizeToken(now, r, g.tokens, token)
+			}
+		} else {
+			c, reason = parseAuthorization(values[0])
+			switch {
+			case reason == reasonNotBasic && g.tokens.len() > 0:
+				reason = reasonNotBasicOrBearer
+			case reason == "" && set.users.Len() == 0:
+				// Tokens only: no password can be right, and there is no
+				// dummy hash to spend bcrypt on.
+				reason = reasonNoUsers
+			}
+		}
 	default:
 		reason = reasonManyHeaders
 	}
@@ -299,22 +376,22 @@ func (v *Verifier) Authorize(r *http.Request) Result {
 	client := clientKey(r.RemoteAddr)
 	if v.bad.Contains(key) {
 		if wait := v.backoff.wait(client, now); wait > 0 {
-			return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+			return v.deny(now, r, kind, c.user, OutcomeThrottled, "client in back-off", wait)
 		}
-		return v.refuseCheaply(now, r, client, c.user, "repeated a rejected credential")
+		return v.refuseCheaply(now, r, client, kind, c.user, "repeated a rejected credential")
 	}
 	if wait := v.backoff.wait(client, now); wait > 0 {
-		return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+		return v.deny(now, r, kind, c.user, OutcomeThrottled, "client in back-off", wait)
 	}
 	if reason != "" {
 		if wait := v.refusals.take(client, now); wait > 0 {
-			return v.deny(now, r, c.user, OutcomeThrottled, reasonRefusalRate, wait)
+			return v.deny(now, r, kind, c.user, OutcomeThrottled, reasonRefusalRate, wait)
 		}
 		if wait := v.backoff.charge(client, now); wait > 0 {
-			return v.deny(now, r, c.user, OutcomeThrottled, "client in back-off", wait)
+			return v.deny(now, r, kind, c.user, OutcomeThrottled, "client in back-off", wait)
 		}
 		v.bad.Add(key, struct{}{})
-		return v.deny(now, r, c.user, OutcomeUnauthorized, reason, 0)
+		return v.deny(now, r, kind, c.user, OutcomeUnauthorized, reason, 0)
 	}
 
 	// Requests from one client with one credential share a single bcrypt
@@ -331,7 +408,7 @@ func (v *Verifier) Authorize(r *http.Request) Result {
 		_ = level.Debug(v.logger).Log("msg", "credential verified", "client", r.RemoteAddr, "user", logSafeUser(c.user))
 		return Result{outcome: OutcomeOK, user: c.user}
 	}
-	return v.deny(now, r, c.user, vd.outcome, vd.reason, vd.wait)
+	return v.deny(now, r, kind, c.user, vd.outcome, vd.reason, vd.wait)
 }
 
 // reasonRefusalRate is the logged reason of a refusal throttled by the refusal
@@ -340,11 +417,35 @@ const reasonRefusalRate = "over the per-address rate of refusals without bcrypt"
 
 // refuseCheaply answers a refusal that costs no bcrypt: 401 while client's
 // refusal bucket has a token, 429 once it is empty.
-func (v *Verifier) refuseCheaply(now time.Time, r *http.Request, client netip.Prefix, userName, reason string) Result {
+func (v *Verifier) refuseCheaply(now time.Time, r *http.Request, client netip.Prefix, kind, userName, reason string) Result {
 	if wait := v.refusals.take(client, now); wait > 0 {
-		return v.deny(now, r, userName, OutcomeThrottled, reasonRefusalRate, wait)
+		return v.deny(now, r, kind, userName, OutcomeThrottled, reasonRefusalRate, wait)
 	}
-	return v.deny(now, r, userName, OutcomeUnauthorized, reason, 0)
+	return v.deny(now, r, kind, userName, OutcomeUnauthorized, reason, 0)
+}
+
+// authorizeToken checks a well-formed bearer token: one SHA-256 and a
+// constant-time comparison with every configured sum, microseconds, so it
+// neither runs bcrypt nor enters the credential caches (checking is cheaper
+// than caching).
+//
+// A right token is allowed even from an address in back-off, since nobody
+// guesses 256 bits, and it does not reset the back-off: an attacker sharing
+// the address with a scraper would otherwise get a fresh burst of password
+// guesses at every scrape. A wrong one is not charged to back-off either (it
+// costs no bcrypt and guessing a token is hopeless however fast), but is
+// refused like a repeated wrong password: throttled while the address is in
+// back-off, else through its refusal bucket.
+func (v *Verifier) authorizeToken(now time.Time, r *http.Request, tokens *tokenSet, token string) Result {
+	if name, ok := tokens.match(TokenSHA256(token), v.tokenEqual); ok {
+		v.metrics.attempt(OutcomeOK)
+		return Result{outcome: OutcomeOK, token: name}
+	}
+	client := clientKey(r.RemoteAddr)
+	if wait := v.backoff.wait(client, now); wait > 0 {
+		return v.deny(now, r, kindBearer, "", OutcomeThrottled, "client in back-off", wait)
+	}
+	return v.refuseCheaply(now, r, client, kindBearer, "", reasonWrongToken)
 }
 
 // verdict is the outcome of one bcrypt-checked attempt, shared by the
@@ -419,11 +520,12 @@ func (v *Verifier) runBcrypt(hash, password []byte, padding [][]byte) error {
 	return err
 }
 
-// deny counts, logs and returns a denial. wait is rounded up to whole seconds for
-// Retry-After (at least 1 for throttled and busy).
-func (v *Verifier) deny(now time.Time, r *http.Request, userName, outcome, reason string, wait time.Duration) Result {
+// deny counts, logs and returns a denial. kind is kindBasic or kindBearer, for
+// the log. wait is rounded up to whole seconds for Retry-After (at least 1 for
+// throttled and busy).
+func (v *Verifier) deny(now time.Time, r *http.Request, kind, userName, outcome, reason string, wait time.Duration) Result {
 	v.metrics.attempt(outcome)
-	v.log.failed(now, r.RemoteAddr, userName, outcome, reason)
+	v.log.failed(now, r.RemoteAddr, kind, userName, outcome, reason)
 	res := Result{outcome: outcome, realm: v.realm, hold: v.hold}
 	if outcome == OutcomeThrottled || outcome == OutcomeBusy {
 		res.retryAfter = max(1, int((wait+time.Second-1)/time.Second))

@@ -1,6 +1,7 @@
 // Package access is metrics-proxy's one answer to "who may pass the door":
-// which credentials authenticate a request (basic-auth users, verified client
-// certificates, both, or none), and which changes a reload may not make.
+// which credentials authenticate a request (basic-auth users, bearer tokens,
+// verified client certificates, any combination, or none), and which changes
+// a reload may not make.
 // The web config states it (webconfig.Config.Access); the door rule, the
 // reload check, the start-up log line and the proxy's Host guard all ask it,
 // so the rule is written once.
@@ -13,9 +14,12 @@ import (
 
 // Policy is what authenticates a request at the door.
 type Policy struct {
-	// Users is true when basic_auth_users is configured: every request needs
-	// a valid password.
+	// Users is true when basic_auth_users is configured: a request may
+	// authenticate with a valid password.
 	Users bool
+	// Tokens is true when bearer tokens are configured (the routes file's
+	// tokens:): a request may authenticate with a valid token.
+	Tokens bool
 	// ClientCerts is true when every connection must present a client
 	// certificate signed by the configured client CA (client_auth_type
 	// RequireAndVerifyClientCert). The weaker client_auth_type modes accept
@@ -25,20 +29,26 @@ type Policy struct {
 
 // Authenticates reports whether anything authenticates requests. Without it
 // the door is open to whoever reaches it, which is allowed on loopback only.
-func (p Policy) Authenticates() bool { return p.Users || p.ClientCerts }
+func (p Policy) Authenticates() bool { return p.Users || p.Tokens || p.ClientCerts }
 
-// Mode names the policy for log lines: basic, client-cert,
-// basic+client-cert or none.
+// Mode names the policy for log lines: basic, token or basic+token, each
+// with +client-cert when client certificates are required, client-cert
+// alone, or none.
 func (p Policy) Mode() string {
-	switch {
-	case p.Users && p.ClientCerts:
-		return "basic+client-cert"
-	case p.Users:
-		return "basic"
-	case p.ClientCerts:
-		return "client-cert"
+	var parts []string
+	if p.Users {
+		parts = append(parts, "basic")
 	}
-	return "none"
+	if p.Tokens {
+		parts = append(parts, "token")
+	}
+	if p.ClientCerts {
+		parts = append(parts, "client-cert")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "+")
 }
 
 // Factor is one authentication factor, named for messages.
@@ -49,9 +59,10 @@ type Factor struct {
 	Requires string
 }
 
-// The two factors.
+// The factors, in the order Removed lists them.
 var (
 	users       = Factor{Setting: "basic_auth_users", Requires: "a password"}
+	tokens      = Factor{Setting: "tokens (the routes file's tokens:)", Requires: "a bearer token"}
 	clientCerts = Factor{Setting: "client certificate verification (client_auth_type: RequireAndVerifyClientCert)", Requires: "it"}
 )
 
@@ -62,6 +73,9 @@ func (p Policy) Removed(next Policy) []Factor {
 	var gone []Factor
 	if p.Users && !next.Users {
 		gone = append(gone, users)
+	}
+	if p.Tokens && !next.Tokens {
+		gone = append(gone, tokens)
 	}
 	if p.ClientCerts && !next.ClientCerts {
 		gone = append(gone, clientCerts)
@@ -74,7 +88,7 @@ func (p Policy) Missing() string {
 	if p.Authenticates() {
 		return ""
 	}
-	return strings.Join([]string{"basic_auth_users", "client_auth_type: RequireAndVerifyClientCert with client_ca_file"}, ", or ")
+	return "basic_auth_users, tokens in --web.routes.file, or client_auth_type: RequireAndVerifyClientCert with client_ca_file"
 }
 
 // Identity is who an authenticated request is, as routes name them: the

@@ -25,6 +25,7 @@ const (
 	Busy
 	RateLimited
 	ForbiddenPath
+	ForbiddenRoute
 	UpstreamBusy
 	UpstreamError
 	UpstreamTimeout
@@ -59,6 +60,10 @@ func row(k Kind) entry {
 		return entry{http.StatusTooManyRequests, "rate_limited"}
 	case ForbiddenPath:
 		return entry{http.StatusNotFound, "forbidden_path"}
+	case ForbiddenRoute:
+		// The same answer as a path no route serves: an authenticated client
+		// must not learn which routes exist for others.
+		return entry{http.StatusNotFound, "forbidden_route"}
 	case UpstreamBusy:
 		return entry{http.StatusServiceUnavailable, "upstream_busy"}
 	case UpstreamError:

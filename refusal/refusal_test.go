@@ -22,6 +22,7 @@ func TestTable(t *testing.T) {
 		{Busy, 429, "busy", "Too Many Requests\n"},
 		{RateLimited, 429, "rate_limited", "Too Many Requests\n"},
 		{ForbiddenPath, 404, "forbidden_path", "Not Found\n"},
+		{ForbiddenRoute, 404, "forbidden_route", "Not Found\n"},
 		{UpstreamBusy, 503, "upstream_busy", "Service Unavailable\n"},
 		{UpstreamError, 502, "upstream_error", "Bad Gateway\n"},
 		{UpstreamTimeout, 504, "upstream_timeout", "Gateway Timeout\n"},

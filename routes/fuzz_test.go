@@ -2,6 +2,7 @@ package routes
 
 import (
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		if len(c.file) <= 4<<10 {
 			f.Add([]byte(c.file))
 		}
+	}
+	if b, err := os.ReadFile(examplePath); err == nil {
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, content []byte) {
 		tab, problems, warnings := Parse(content)

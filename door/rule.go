@@ -18,7 +18,7 @@ func RequireSafeDoor(public []string, cfg *webconfig.Config) error {
 	if len(public) == 0 {
 		return nil
 	}
-	if cfg == nil {
+	if cfg == nil || cfg.Path == "" {
 		return publicDoorError(public, "no --web.config.file was given")
 	}
 	var missing []string

@@ -41,7 +41,7 @@ func config(tlsOn, users, clientCerts bool) *webconfig.Config {
 func TestRequireSafeDoor(t *testing.T) {
 	const (
 		noTLS  = "TLS (tls_server_config with cert_file and key_file)"
-		noAuth = "authentication (basic_auth_users, or client_auth_type: RequireAndVerifyClientCert with client_ca_file)"
+		noAuth = "authentication (basic_auth_users, tokens in --web.routes.file, or client_auth_type: RequireAndVerifyClientCert with client_ca_file)"
 	)
 	listeners := []struct {
 		name   string

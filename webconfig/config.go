@@ -9,6 +9,7 @@ import (
 
 	"github.com/alloyci/hardened-runner/access"
 	"github.com/alloyci/hardened-runner/auth"
+	"github.com/alloyci/hardened-runner/routes"
 )
 
 // maxFileSize bounds every read. The files are a few KiB; the bound keeps a
@@ -43,6 +44,8 @@ type Config struct {
 	// when the file sets none. It is the one part of a Config that changes
 	// (its tokens); a reload starts a fresh bucket.
 	Limiter *rate.Limiter
+	// Routes is the routes file's table, nil without --web.routes.file.
+	Routes *routes.Table
 	// Warnings are problems that do not stop the config from being served
 	// (expired certificate, cheap bcrypt cost, basic auth over plain HTTP).
 	// The Store logs them at level warn.
@@ -57,7 +60,8 @@ type Config struct {
 func (c *Config) TLSEnabled() bool { return c != nil && c.TLS != nil }
 
 // Access is what authenticates requests under this config: basic-auth users
-// when basic_auth_users is set, client certificates only when every
+// when basic_auth_users is set, bearer tokens when the routes file lists
+// some, client certificates only when every
 // connection must present one signed by the configured client CA
 // (client_auth_type RequireAndVerifyClientCert; the weaker modes accept any
 // or no certificate).
@@ -67,6 +71,7 @@ func (c *Config) Access() access.Policy {
 	}
 	return access.Policy{
 		Users:       c.Web != nil && len(c.Web.Users) > 0,
+		Tokens:      c.Routes != nil && len(c.Routes.Tokens) > 0,
 		ClientCerts: c.TLSEnabled() && c.TLS.ClientAuth == tls.RequireAndVerifyClientCert,
 	}
 }

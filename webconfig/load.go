@@ -33,8 +33,10 @@ import (
 // loader collects every problem in one pass, so that Check can list them all
 // instead of making the operator fix them one reload at a time.
 type loader struct {
-	path string
-	now  time.Time
+	path string // the web config; "" for none (plain HTTP, no authentication)
+	// routesPath is the routes file, "" for none.
+	routesPath string
+	now        time.Time
 	// strict turns the warnings that make a config unfit for production
 	// (cheap bcrypt cost, certificate outside its validity) into problems.
 	strict bool
@@ -47,6 +49,13 @@ type loader struct {
 func newLoader(path string, now time.Time, strict bool) *loader {
 	return &loader{path: path, now: now, strict: strict}
 }
+
+func newFilesLoader(f Files, now time.Time, strict bool) *loader {
+	return &loader{path: f.Web, routesPath: f.Routes, now: now, strict: strict}
+}
+
+// timeNow is the clock of the package's exported loads.
+func timeNow() time.Time { return time.Now() }
 
 // readFile reads one file the config depends on, records what it read for
 // change detection, and reports a problem naming the role of the file (the
@@ -109,6 +118,15 @@ func readLimited(path string) ([]byte, error) {
 // run performs every check and returns the snapshot, which is only meaningful
 // when no problem was recorded.
 func (l *loader) run() *Config {
+	if l.path == "" {
+		// A routes file alone: the door is plain HTTP without passwords,
+		// which only loopback allows (the door rule decides), and its
+		// tokens may still authenticate.
+		cfg := &Config{Web: &web.Config{}, Users: l.buildUsers(nil)}
+		l.loadRoutes(cfg)
+		cfg.Files, cfg.Warnings, cfg.reads = l.files(), l.warnings, l.reads
+		return cfg
+	}
 	content, ok := l.readFile("", l.path)
 	if !ok {
 		return nil
@@ -124,21 +142,28 @@ func (l *loader) run() *Config {
 	if len(wc.Users) > 0 && !wc.TLSConfig.IsEnabled() {
 		l.note("basic_auth_users without tls_server_config: passwords cross the network in clear text; configure tls_server_config")
 	}
-	files := make([]string, 0, len(l.reads))
-	for _, r := range l.reads {
-		files = append(files, r.path)
-	}
-	return &Config{
+	cfg := &Config{
 		Path:     l.path,
 		Web:      wc,
 		TLS:      tlsCfg,
 		Users:    users,
 		NotAfter: notAfter,
-		Files:    files,
-		Warnings: l.warnings,
 		Limiter:  newLimiter(wc.RateLimiterConfig),
-		reads:    l.reads,
 	}
+	if l.routesPath != "" {
+		l.loadRoutes(cfg)
+	}
+	cfg.Files, cfg.Warnings, cfg.reads = l.files(), l.warnings, l.reads
+	return cfg
+}
+
+// files lists what the loader read, for the watch.
+func (l *loader) files() []string {
+	files := make([]string, 0, len(l.reads))
+	for _, r := range l.reads {
+		files = append(files, r.path)
+	}
+	return files
 }
 
 // newLimiter is exporter-toolkit's rate_limit: a token bucket over all

@@ -15,6 +15,9 @@ import (
 
 // StoreOptions configures a Store. Every field is optional.
 type StoreOptions struct {
+	// RoutesFile is the routes file (--web.routes.file) loaded, checked and
+	// reloaded with the web config; "" for none.
+	RoutesFile string
 	// Logger receives reload outcomes and config warnings; nil discards them.
 	Logger log.Logger
 	// Registerer, when set, gets the reload and certificate metrics.
@@ -46,9 +49,10 @@ type StoreOptions struct {
 // (Current, and every TLS handshake through ServerTLSConfig) are a single
 // atomic load; reloads are serialised.
 type Store struct {
-	path string
-	opts StoreOptions
-	cur  atomic.Pointer[Config]
+	files Files
+	path  string // names the files in messages
+	opts  StoreOptions
+	cur   atomic.Pointer[Config]
 
 	// mu serialises reloads and guards the fields below it.
 	mu sync.Mutex
@@ -70,7 +74,8 @@ type reloadStats struct {
 	lastSuccessUnixNano atomic.Int64
 }
 
-// NewStore loads the web config at path. An error means the file is refused
+// NewStore loads the web config at path ("" for none, when
+// opts.RoutesFile is set) and the routes file. An error means the file is refused
 // and the caller should refuse to start: there is no last good config yet.
 func NewStore(path string, opts StoreOptions) (*Store, error) {
 	if opts.Logger == nil {
@@ -85,9 +90,15 @@ func NewStore(path string, opts StoreOptions) (*Store, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 30 * time.Second
 	}
-	s := &Store{path: path, opts: opts}
+	files := Files{Web: path, Routes: opts.RoutesFile}
+	s := &Store{files: files, path: files.String(), opts: opts}
 	now := opts.Now()
-	cfg, err := load(path, now)
+	l := newFilesLoader(files, now, false)
+	cfg := l.run()
+	var err error
+	if len(l.problems) > 0 {
+		err = problemList(l.problems)
+	}
 	if err == nil && opts.Accept != nil {
 		err = opts.Accept(cfg)
 	}
@@ -110,7 +121,7 @@ func NewStore(path string, opts StoreOptions) (*Store, error) {
 // Current returns the config in force. It never returns nil and never blocks.
 func (s *Store) Current() *Config { return s.cur.Load() }
 
-// Path returns the config file the store watches.
+// Path names the files the store watches, for messages.
 func (s *Store) Path() string { return s.path }
 
 // Reload loads the file anew and, if it is valid, makes it current. If not,
@@ -125,7 +136,7 @@ func (s *Store) Reload() error {
 
 func (s *Store) reloadLocked() error {
 	now := s.opts.Now()
-	l := newLoader(s.path, now, false)
+	l := newFilesLoader(s.files, now, false)
 	cfg := l.run()
 	s.attemptedFiles = make([]string, len(l.reads))
 	for i, r := range l.reads {
@@ -154,7 +165,7 @@ func (s *Store) reloadLocked() error {
 	if s.opts.OnChange != nil {
 		s.opts.OnChange(cfg)
 	}
-	level.Info(s.opts.Logger).Log("msg", "Web config reloaded", "file", s.path, "tls", cfg.TLSEnabled(), "users", len(cfg.Web.Users))
+	level.Info(s.opts.Logger).Log("msg", "Web config reloaded", "file", s.path, "tls", cfg.TLSEnabled(), "users", len(cfg.Web.Users), "routes", routeCount(cfg))
 	s.logWarnings(cfg)
 	return nil
 }
@@ -181,6 +192,14 @@ func (s *Store) compatible(next *Config) error {
 		return errors.New(s.path + ": changing http_server_config.http2 needs a restart of metrics-proxy")
 	}
 	return nil
+}
+
+// routeCount is the number of routes the routes file serves, 0 without one.
+func routeCount(cfg *Config) int {
+	if cfg.Routes == nil {
+		return 0
+	}
+	return len(cfg.Routes.Routes)
 }
 
 func (s *Store) logWarnings(cfg *Config) {

@@ -21,9 +21,11 @@ import (
 // ReverseProxy hooks, which see the request only through its context.
 // All of them run on the handler's goroutine, so it needs no lock.
 type exchange struct {
-	path    string // judged, allowlisted path
+	route   *served
+	path    string // the upstream path the route maps the request to
 	outcome string
-	aborted bool // the body failed after the headers were sent
+	aborted bool  // the body failed after the headers were sent
+	failure error // why the upstream could not be asked, for readiness
 }
 
 // bodyFailed records that the response body could not be relayed in full.
@@ -48,22 +50,24 @@ func exchangeFrom(ctx context.Context) *exchange {
 // write, so that the proxy's own 504 still reaches a client that reads.
 const writeGrace = 2 * time.Second
 
-// forward relays the request upstream under a deadline and records the
-// outcome and duration.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p, user string) {
-	ctx, cancel := context.WithTimeout(r.Context(), h.upstreamTimeout(r.Header))
+// forward relays the request along route s under a deadline and records
+// the outcome and duration, overall and by route.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, s *served, p, who string) {
+	timeout, shortened := upstreamTimeout(r.Header, s.timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
+	name := s.route.Name
 
-	release, err := h.queue.Acquire(ctx, source.Of(r.RemoteAddr).String()+"\x00"+user)
+	release, err := s.pool.queue.Acquire(ctx, source.Of(r.RemoteAddr).String()+"\x00"+who)
 	if err != nil {
 		if r.Context().Err() != nil {
-			h.metrics.count(outcomeClientCanceled)
+			h.metrics.countRoute(name, outcomeClientCanceled)
 			return
 		}
-		// The proxy's own answer, not the upstream's: the runner was never
+		// The proxy's own answer, not the upstream's: the upstream was never
 		// asked, so its capacity is spent only on requests it can serve.
 		w.Header().Set("Retry-After", "1")
-		h.metrics.count(refusal.UpstreamBusy.Outcome())
+		h.metrics.countRoute(name, refusal.UpstreamBusy.Outcome())
 		refusal.Write(w, refusal.UpstreamBusy)
 		return
 	}
@@ -76,18 +80,19 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p, user string
 		_ = http.NewResponseController(w).SetWriteDeadline(dl.Add(writeGrace))
 	}
 
-	ex := &exchange{path: p, outcome: outcomeOK}
+	ex := &exchange{route: s, path: s.route.OutboundPath(p), outcome: outcomeOK}
 	ctx = context.WithValue(ctx, exchangeKey{}, ex)
 
 	start := time.Now()
 	// Deferred so it also runs when the copy aborts with a panic.
 	defer func() {
-		h.metrics.duration.Observe(time.Since(start).Seconds())
+		h.metrics.observe(name, time.Since(start))
 		if r.Context().Err() != nil && ex.outcome != refusal.ResponseTooLarge.Outcome() {
 			// The client reset the stream or hung up: not the upstream's fault.
 			ex.outcome = outcomeClientCanceled
 		}
-		h.metrics.count(ex.outcome)
+		h.metrics.countRoute(name, ex.outcome)
+		h.recordReadiness(s, ex.outcome, ex.failure, shortened)
 	}()
 
 	// Hand ReverseProxy a request that already holds only the forwardable
@@ -110,15 +115,16 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, p, user string
 	}
 }
 
-// upstreamTimeout is Options.Timeout, or the scraper's own timeout when it is
-// shorter: answering after Prometheus gave up is wasted work upstream. A
-// value that is not a positive finite number is ignored.
-func (h *Handler) upstreamTimeout(hdr http.Header) time.Duration {
+// upstreamTimeout is the route's timeout, or the scraper's own timeout when
+// it is shorter (then shortened is true): answering after Prometheus gave up
+// is wasted work upstream. A value that is not a positive finite number is
+// ignored.
+func upstreamTimeout(hdr http.Header, route time.Duration) (d time.Duration, shortened bool) {
 	v, err := strconv.ParseFloat(hdr.Get("X-Prometheus-Scrape-Timeout-Seconds"), 64)
-	if err != nil || !(v > 0) || v >= h.timeout.Seconds() {
-		return h.timeout
+	if err != nil || !(v > 0) || v >= route.Seconds() {
+		return route, false
 	}
-	return time.Duration(v * float64(time.Second))
+	return time.Duration(v * float64(time.Second)), true
 }
 
 // forwardHeaders returns the only inbound headers sent upstream. Everything
@@ -163,8 +169,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// RawQuery comes from ReverseProxy, which already dropped unparsable
 	// parameters; a valid query passes unchanged.
 	pr.Out.URL = &url.URL{Path: ex.path, RawQuery: pr.Out.URL.RawQuery}
-	pr.SetURL(h.up.url)
-	pr.Out.Host = h.up.host
+	pr.Out.URL.Scheme, pr.Out.URL.Host = ex.route.base.Scheme, ex.route.base.Host
+	pr.Out.Host = ex.route.route.Upstream.Host
 	pr.Out.Header = forwardHeaders(pr.In.Header)
 	pr.Out.Body = nil
 	pr.Out.GetBody = nil
@@ -177,11 +183,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 // written (the ErrorHandler answers 502), keeps only the allowlisted
 // response headers, and bounds the body.
 func (h *Handler) modifyResponse(resp *http.Response) error {
-	if resp.ContentLength > h.maxBytes {
+	ex := exchangeFrom(resp.Request.Context())
+	if resp.ContentLength > ex.route.maxBytes {
 		return errResponseTooLarge
 	}
-	ex := exchangeFrom(resp.Request.Context())
-	if resp.StatusCode >= 500 && ex != nil {
+	if resp.StatusCode >= 500 {
 		// Relayed, since the scraper should see the runner's answer, but not
 		// counted ok: a busy or broken runner must show in the proxy's metrics.
 		ex.outcome = outcomeUpstream5xx
@@ -189,7 +195,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	resp.Header = relayHeaders(resp.Header)
 	resp.Trailer = nil
 	ctx := resp.Request.Context()
-	resp.Body = &limitedBody{rc: resp.Body, resp: resp, remaining: h.maxBytes, ctx: ctx, ex: ex}
+	resp.Body = &limitedBody{rc: resp.Body, resp: resp, remaining: ex.route.maxBytes, ctx: ctx, ex: ex}
 	return nil
 }
 
@@ -215,8 +221,17 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err err
 	}
 	if ex := exchangeFrom(ctx); ex != nil {
 		ex.outcome = outcome
+		ex.failure = err
 	}
 	refusal.Write(w, k)
+}
+
+// routeTransport sends each outbound request through the transport of its
+// route's upstream, which the exchange in its context names.
+type routeTransport struct{}
+
+func (routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return exchangeFrom(req.Context()).route.pool.transport.RoundTrip(req)
 }
 
 // isTimeout reports whether err is a network timeout, such as the transport's

@@ -18,14 +18,18 @@
 //  6. authentication by the Authorizer (its own 401/429 on refusal);
 //  7. the web config's rate_limit, after authentication so anonymous
 //     requests cannot spend it: 429;
-//  8. /proxy/metrics: the proxy's own metrics, served locally;
-//  9. the allowlist: a path not on it is 404, only now that the client is
-//     known, so an anonymous client gets 401 for /metrics and /debug/pprof/
-//     alike;
-//  10. a slot of the upstream, shared fairly across client sources and users
-//     (fairqueue): a request that cannot get one before its deadline is the
-//     proxy's own 503 with Retry-After (forward.go);
-//  11. the reverse proxy to the upstream, with a freshly stated outbound
+//  8. the proxy's own pages, for any authenticated client: / (the routes
+//     this identity may use), /-/healthy, /-/ready and /proxy/metrics;
+//     with Options.HealthWithoutAuth, /-/healthy and /-/ready are answered
+//     before step 6 instead, with nothing but their status;
+//  9. the route: a path no route matches, and a route this identity may not
+//     use, are the same 404, only now that the client is known, so an
+//     anonymous client gets 401 for /metrics and /debug/pprof/ alike and an
+//     authenticated one cannot tell a forbidden route from a missing one;
+//  10. a slot of the route's upstream, shared fairly across client sources
+//     and identities (fairqueue): a request that cannot get one before its
+//     deadline is the proxy's own 503 with Retry-After (forward.go);
+//  11. the reverse proxy to the route's upstream, with a freshly stated outbound
 //     request carrying only allowlisted headers and no body; 1xx answers of
 //     the upstream are never relayed, a response over the size limit fails
 //     the scrape (limit.go).
@@ -51,11 +55,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/alloyci/hardened-runner/access"
 	"github.com/alloyci/hardened-runner/admission"
-	"github.com/alloyci/hardened-runner/fairqueue"
 	"github.com/alloyci/hardened-runner/listener"
 	"github.com/alloyci/hardened-runner/ratelog"
+	"github.com/alloyci/hardened-runner/readiness"
 	"github.com/alloyci/hardened-runner/refusal"
+	"github.com/alloyci/hardened-runner/routes"
+	"github.com/alloyci/hardened-runner/safepath"
 )
 
 // Defaults for Options fields left at their zero value.
@@ -77,9 +84,14 @@ const (
 	DefaultUpstreamQueue = 64
 )
 
-// selfMetricsPath is where the proxy serves its own metrics. It is never
-// forwarded, whatever the allowlist says.
-const selfMetricsPath = "/proxy/metrics"
+// The proxy's own pages. No route may cover them (package routes refuses
+// such a routes file).
+const (
+	selfMetricsPath = "/proxy/metrics"
+	landingPath     = "/"
+	healthyPath     = "/-/healthy"
+	readyPath       = "/-/ready"
+)
 
 // Authorizer decides whether a request carries valid credentials.
 type Authorizer interface {
@@ -93,9 +105,11 @@ type Decision interface {
 	// Outcome names the decision: ok, ok_cached, unauthorized, throttled or
 	// busy. Refusals are counted under it (unknown values as unauthorized).
 	Outcome() string
-	// User names the authenticated user of an allowed request ("" for none,
-	// as with client certificates); the upstream queue is fair across users.
-	User() string
+	// Identity is who an allowed request is (the zero Identity when nothing
+	// authenticates); routes are granted to identities, and the upstream
+	// queue is fair across them. The handler adds the client certificate's
+	// SANs itself.
+	Identity() access.Identity
 	// WriteError writes the refusal (401 with a challenge, 429 with
 	// Retry-After, a throttled one held back first); it is called only when
 	// Allowed is false.
@@ -106,21 +120,32 @@ type Decision interface {
 // default, except Authorizer: nil means every request that reaches the handler
 // is already authenticated (by a verified client certificate at TLS).
 type Options struct {
+	// Routes returns the routes table in force (the routes file's); it is
+	// asked on every request, so a reload applies at once. Nil means the
+	// table routes.Default makes of Upstream and AllowedPaths.
+	Routes func() *routes.Table
 	// Upstream is the runner's metrics server: "http://host:port[/prefix]" or
-	// "unix:/path/to.sock". Empty means DefaultUpstream.
+	// "unix:/path/to.sock", used without Routes. Empty means DefaultUpstream.
 	Upstream string
-	// AllowedPaths are the paths forwarded upstream. Empty means exactly
-	// ["/metrics"]. An entry ending in "/" (e.g. "/debug/pprof/") allows that
-	// subtree; pprof is reachable only when listed here on purpose.
+	// AllowedPaths are the paths forwarded to Upstream, without Routes.
+	// Empty means exactly ["/metrics"]. An entry ending in "/" (e.g.
+	// "/debug/pprof/") allows that subtree.
 	AllowedPaths []string
-	// Timeout bounds each upstream call, from dial to the last body byte.
-	// Zero means DefaultTimeout.
+	// Timeout bounds each upstream call, from dial to the last body byte,
+	// for routes that set no timeout of their own. Zero means
+	// DefaultTimeout.
 	Timeout time.Duration
-	// MaxResponseBytes bounds an upstream response body. Zero means
-	// DefaultMaxResponseBytes.
+	// MaxResponseBytes bounds an upstream response body, for routes that
+	// set no limit of their own. Zero means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
-	// UpstreamSlots bounds the upstream calls at once. Zero means
-	// DefaultUpstreamSlots.
+	// HealthWithoutAuth answers /-/healthy and /-/ready without
+	// authentication, for load balancers; they then say nothing but their
+	// status.
+	HealthWithoutAuth bool
+	// Now is the clock of the readiness evidence; nil means time.Now.
+	Now func() time.Time
+	// UpstreamSlots bounds the calls at once to each upstream server. Zero
+	// means DefaultUpstreamSlots.
 	UpstreamSlots int
 	// UpstreamQueue bounds the requests waiting for a slot (one client
 	// source and user may hold at most UpstreamSlots of them). Zero means
@@ -152,15 +177,14 @@ type Options struct {
 
 // Handler is the metrics-proxy http.Handler. It is safe for concurrent use.
 type Handler struct {
-	allow    allowlist
-	auth     Authorizer
-	self     http.Handler // nil when Options.Gatherer is nil
-	up       *upstream
-	queue    *fairqueue.Queue
-	rp       *httputil.ReverseProxy
-	timeout  time.Duration
-	maxBytes int64
-	logger   log.Logger
+	router *router
+	auth   Authorizer
+	self   http.Handler // nil when Options.Gatherer is nil
+	rp     *httputil.ReverseProxy
+	ready  *readiness.Tracker
+	// healthOpen answers /-/healthy and /-/ready before authentication.
+	healthOpen bool
+	logger     log.Logger
 	// failures receives upstream failures: rate limited, since clients
 	// can cause them (a tiny scrape timeout, a busy upstream).
 	failures log.Logger
@@ -207,34 +231,39 @@ func New(o Options) (*Handler, error) {
 	case o.UpstreamQueue < 0:
 		o.UpstreamQueue = 0
 	}
-	allow, err := newAllowlist(o.AllowedPaths)
-	if err != nil {
-		return nil, err
-	}
-	up, err := parseUpstream(o.Upstream, o.Timeout)
-	if err != nil {
-		return nil, err
-	}
-	queue := fairqueue.New(o.UpstreamSlots, o.UpstreamQueue, o.UpstreamSlots)
-	m, err := newMetrics(o.Registerer, queue)
-	if err != nil {
-		return nil, err
+	if o.Routes == nil {
+		t, err := routes.Default(o.Upstream, o.AllowedPaths)
+		if err != nil {
+			return nil, err
+		}
+		o.Routes = func() *routes.Table { return t }
 	}
 	h := &Handler{
-		allow:    allow,
-		auth:     o.Authorizer,
-		up:       up,
-		queue:    queue,
-		timeout:  o.Timeout,
-		maxBytes: o.MaxResponseBytes,
-		logger:   o.Logger,
-		failures: ratelog.New(o.Logger, "upstream failure"),
-		metrics:  m,
+		auth:       o.Authorizer,
+		ready:      readiness.New(readiness.Options{Now: o.Now}),
+		healthOpen: o.HealthWithoutAuth,
+		logger:     o.Logger,
+		failures:   ratelog.New(o.Logger, "upstream failure"),
 
 		limiter: o.RateLimiter,
 
 		loopbackHostsOnly: o.LoopbackHostsOnly,
 	}
+	h.router = &router{
+		tables:   o.Routes,
+		timeout:  o.Timeout,
+		maxBytes: o.MaxResponseBytes,
+		slots:    o.UpstreamSlots,
+		queue:    o.UpstreamQueue,
+		pools:    map[string]*pool{},
+	}
+	m, err := newMetrics(o.Registerer, h.router)
+	if err != nil {
+		return nil, err
+	}
+	h.metrics = m
+	h.router.onChange = h.routesChanged
+	h.router.current() // the series of every route exist from the start
 	if o.Gatherer != nil {
 		h.self = promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{
 			ErrorLog:      stdlog.New(log.NewStdlibAdapter(level.Error(o.Logger)), "", 0),
@@ -244,7 +273,7 @@ func New(o Options) (*Handler, error) {
 	h.rp = &httputil.ReverseProxy{
 		BufferPool:     &BufferPool{},
 		Rewrite:        h.rewrite,
-		Transport:      up.transport,
+		Transport:      routeTransport{},
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.upstreamFailed,
 		ErrorLog:       stdlog.New(log.NewStdlibAdapter(level.Warn(h.failures)), "", 0),
@@ -252,9 +281,22 @@ func New(o Options) (*Handler, error) {
 	return h, nil
 }
 
+// routesChanged follows a new routes table: per-route series for its
+// routes (and none left for removed ones), readiness evidence for them only.
+func (h *Handler) routesChanged(c *routing) {
+	names := make([]string, 0, len(c.table.Routes))
+	for _, r := range c.table.Routes {
+		names = append(names, r.Name)
+	}
+	h.metrics.routes(names)
+	h.ready.Forget(names)
+}
+
 // CloseIdleConnections closes the pooled connections to the upstream, for a
 // clean shutdown.
-func (h *Handler) CloseIdleConnections() { h.up.transport.CloseIdleConnections() }
+func (h *Handler) CloseIdleConnections() {
+	h.router.each(func(p *pool) { p.transport.CloseIdleConnections() })
+}
 
 // ServeHTTP judges the request in the order described in the package comment
 // and either answers it itself or forwards it upstream.
@@ -262,7 +304,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Set first so every answer carries them, including the Authorizer's.
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
-	var user string
+	var id access.Identity
 
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -283,12 +325,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, refusal.BadRequest, "request target not in origin-form")
 		return
 	}
-	if err := judgePath(p); err != nil {
+	if err := safepath.Judge(p); err != nil {
 		h.refuse(w, r, refusal.BadRequest, err.Error())
 		return
 	}
 	if h.loopbackHostsOnly != nil && h.loopbackHostsOnly() && !loopbackHost(r.Host) {
 		h.refuse(w, r, refusal.Misdirected, "Host is not a loopback name and nothing authenticates the request")
+		return
+	}
+	if h.healthOpen && (p == healthyPath || p == readyPath) {
+		// For load balancers: no credentials, so nothing but the status,
+		// and the connection is not kept for a client never authenticated.
+		closeAfter(w)
+		h.health(w, r, p, false)
 		return
 	}
 	if h.auth != nil {
@@ -306,8 +355,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d.WriteError(w, r)
 			return
 		}
-		user = d.User()
+		id = d.Identity()
 	}
+	id = id.WithPeer(r.TLS)
 	admission.FromContext(r.Context()).Authenticated()
 	// rate_limit is applied to authenticated requests only: before
 	// authentication, anonymous traffic could spend the shared bucket and
@@ -320,16 +370,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if p == selfMetricsPath && h.self != nil {
+	rt := h.router.current()
+	switch {
+	case p == selfMetricsPath && h.self != nil:
 		h.metrics.count(outcomeOK)
 		h.self.ServeHTTP(w, r)
 		return
-	}
-	if !h.allow.allows(p) {
-		h.refuse(w, r, refusal.ForbiddenPath, "path not on the allowlist")
+	case p == landingPath:
+		h.metrics.count(outcomeOK)
+		h.landing(w, r, rt, id)
+		return
+	case p == healthyPath || p == readyPath:
+		h.metrics.count(outcomeOK)
+		h.health(w, r, p, true)
 		return
 	}
-	h.forward(w, r, p, user)
+	route, ok := rt.table.Match(p)
+	if !ok {
+		h.refuse(w, r, refusal.ForbiddenPath, "no route for the path")
+		return
+	}
+	if !route.Allow.Permits(id) {
+		h.metrics.routeRequests.WithLabelValues(route.Name, refusal.ForbiddenRoute.Outcome()).Inc()
+		h.refuse(w, r, refusal.ForbiddenRoute, "route not granted to this identity")
+		return
+	}
+	h.forward(w, r, rt.served[route], p, id.Name())
 }
 
 // originPath returns the path of the request target as the client sent it,

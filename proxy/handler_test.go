@@ -19,6 +19,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/alloyci/hardened-runner/access"
 	"github.com/alloyci/hardened-runner/internal/logtest"
 )
 
@@ -119,7 +120,9 @@ type decision struct {
 
 func (d decision) Allowed() bool   { return d.allowed }
 func (d decision) Outcome() string { return d.outcome }
-func (d decision) User() string    { return d.user }
+func (d decision) Identity() access.Identity {
+	return access.Identity{User: d.user}
+}
 func (d decision) WriteError(w http.ResponseWriter, _ *http.Request) {
 	if d.outcome == "unauthorized" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="metrics"`)
@@ -287,7 +290,7 @@ func TestMethodAttacksOverTheWire(t *testing.T) {
 // mustUpstreamURL returns the upstream the fixture proxies to.
 func mustUpstreamURL(t *testing.T, f *fixture) string {
 	t.Helper()
-	return f.h.up.url.String()
+	return "http://" + f.h.router.current().table.Routes[0].Upstream.Host
 }
 
 func TestAbsoluteFormIsRejected(t *testing.T) {
@@ -418,7 +421,7 @@ func headerString(h http.Header) string {
 
 func TestAuthorizedButNotAllowlistedIs404(t *testing.T) {
 	f := newFixture(t, Options{}, nil) // default: only /metrics
-	for _, target := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/Metrics", "/metrics/", "/METRICS", "/", "/metricsx"} {
+	for _, target := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/Metrics", "/metrics/", "/METRICS", "/metricsx", "/-/", "/-/healthyx"} {
 		w := f.serve("GET", target, authorized())
 		if w.Code != http.StatusNotFound || w.Body.String() != "Not Found\n" {
 			t.Errorf("GET %s: status %d body %q, want 404 %q", target, w.Code, w.Body.String(), "Not Found\n")

@@ -13,8 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
-
-	"github.com/alloyci/hardened-runner/fairqueue"
 )
 
 func counterValue(t *testing.T, f *fixture, outcome string) float64 {
@@ -24,7 +22,7 @@ func counterValue(t *testing.T, f *fixture, outcome string) float64 {
 
 func TestEveryOutcomeStartsAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := newMetrics(reg, fairqueue.New(1, 0, 0)); err != nil {
+	if _, err := newMetrics(reg, &router{pools: map[string]*pool{}}); err != nil {
 		t.Fatal(err)
 	}
 	want := requestsExposition(nil)
@@ -32,7 +30,7 @@ func TestEveryOutcomeStartsAtZero(t *testing.T) {
 		t.Error(err)
 	}
 	// A second proxy on the same registry is a wiring mistake, reported.
-	if _, err := newMetrics(reg, fairqueue.New(1, 0, 0)); err == nil || !strings.Contains(err.Error(), "give each proxy its own registry") {
+	if _, err := newMetrics(reg, &router{pools: map[string]*pool{}}); err == nil || !strings.Contains(err.Error(), "give each proxy its own registry") {
 		t.Errorf("second registration: err %v", err)
 	}
 }
@@ -190,11 +188,11 @@ func TestLoopbackHostsOnlyWithoutAuthentication(t *testing.T) {
 // with every outcome at 0 but the given ones: the label set is fixed, so a
 // new or missing outcome fails the comparison.
 func requestsExposition(nonZero map[string]int) string {
-	outcomes := []string{"bad_request", "busy", "client_canceled", "forbidden_path", "method_not_allowed", "ok",
+	outcomes := []string{"bad_request", "busy", "client_canceled", "forbidden_path", "forbidden_route", "method_not_allowed", "ok",
 		"rate_limited", "response_too_large", "throttled", "unauthorized", "upstream_5xx", "upstream_busy",
 		"upstream_error", "upstream_timeout"}
 	var b strings.Builder
-	b.WriteString("# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (not on the allowlist), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit), upstream_busy (no upstream slot before the deadline: the proxy's own 503), upstream_5xx (relayed, the upstream failed), client_canceled (the client went away first).\n")
+	b.WriteString("# HELP metrics_proxy_requests_total Requests handled by the metrics proxy, by outcome: ok, unauthorized, throttled, busy, method_not_allowed, bad_request, forbidden_path (no route for the path), forbidden_route (a route this identity may not use; answered like forbidden_path), upstream_error, upstream_timeout, response_too_large, rate_limited (the web config's rate_limit), upstream_busy (no upstream slot before the deadline: the proxy's own 503), upstream_5xx (relayed, the upstream failed), client_canceled (the client went away first).\n")
 	b.WriteString("# TYPE metrics_proxy_requests_total counter\n")
 	for _, o := range outcomes {
 		fmt.Fprintf(&b, "metrics_proxy_requests_total{outcome=%q} %d\n", o, nonZero[o])

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"github.com/alloyci/hardened-runner/refusal"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/alloyci/hardened-runner/fairqueue"
+	"github.com/alloyci/hardened-runner/refusal"
 )
 
 // An upstream 5xx is relayed but counted upstream_5xx, never ok.
@@ -145,7 +147,7 @@ func TestUpstreamWaitEndsWithTheScrapeTimeout(t *testing.T) {
 	done := make(chan struct{})
 	go func() { f.serve("GET", "/metrics", authorized()); close(done) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for f.h.queue.InUse() < 1 && time.Now().Before(deadline) {
+	for f.h.router.sum((*fairqueue.Queue).InUse) < 1 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	hdr := authorized()

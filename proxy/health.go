@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/alloyci/hardened-runner/refusal"
+)
+
+// health answers /-/healthy (the process serves) and /-/ready (every
+// route's upstream answered recently, see package readiness). detail says
+// whether the client may learn which upstream is not ready: only an
+// authenticated one; a load balancer asking without credentials gets the
+// status alone.
+func (h *Handler) health(w http.ResponseWriter, r *http.Request, p string, detail bool) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if p == healthyPath {
+		w.WriteHeader(http.StatusOK)
+		if detail {
+			_, _ = io.WriteString(w, "metrics-proxy is healthy.\n")
+		} else {
+			_, _ = io.WriteString(w, http.StatusText(http.StatusOK)+"\n")
+		}
+		return
+	}
+	rt := h.router.current()
+	names := make([]string, 0, len(rt.table.Routes))
+	for _, route := range rt.table.Routes {
+		names = append(names, route.Name)
+	}
+	failures := h.ready.Check(r.Context(), names, func(ctx context.Context, name string) error {
+		return h.probe(ctx, rt.byName[name])
+	})
+	if len(failures) == 0 {
+		w.WriteHeader(http.StatusOK)
+		if detail {
+			_, _ = io.WriteString(w, "metrics-proxy is ready.\n")
+		} else {
+			_, _ = io.WriteString(w, http.StatusText(http.StatusOK)+"\n")
+		}
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	if !detail {
+		_, _ = io.WriteString(w, http.StatusText(http.StatusServiceUnavailable)+"\n")
+		return
+	}
+	var b strings.Builder
+	b.WriteString("metrics-proxy is not ready:\n")
+	for _, f := range failures {
+		fmt.Fprintf(&b, "route %s: %v\n", f.Name, f.Err)
+	}
+	_, _ = io.WriteString(w, b.String())
+}
+
+// errStatus is a probe's answer of 5xx.
+type errStatus int
+
+func (e errStatus) Error() string {
+	return fmt.Sprintf("upstream answered %d %s", int(e), http.StatusText(int(e)))
+}
+
+// probe asks route s's upstream whether it answers: a GET of its upstream
+// path, within the route's timeout, outside the fair queue (the readiness
+// tracker already allows at most one probe per route at a time). Any
+// answer below 500 counts: the upstream serves. The body is not read.
+func (h *Handler) probe(ctx context.Context, s *served) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	u := *s.base
+	u.Path = s.route.Upstream.Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Host = s.route.Upstream.Host
+	req.Header.Set("User-Agent", "metrics-proxy-readiness")
+	req.Header.Set("Accept", "text/plain")
+	resp, err := s.pool.transport.RoundTrip(req)
+	if err != nil {
+		return describeFailure(err, s.timeout)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return errStatus(resp.StatusCode)
+	}
+	return nil
+}
+
+// describeFailure says why the upstream did not answer without the Go
+// error's request line: "connection refused", "no answer within 10s".
+func describeFailure(err error, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return fmt.Errorf("no answer within %s", timeout)
+	case strings.Contains(err.Error(), "connection refused"):
+		return errors.New("connection refused (is it running?)")
+	case strings.Contains(err.Error(), "no such file or directory"):
+		return errors.New("socket does not exist (is it running?)")
+	}
+	return errors.New("upstream unreachable")
+}
+
+// recordReadiness counts a forwarded request as evidence about its route's
+// upstream, when the outcome is the upstream's doing: an answer below 500
+// (or an oversized one) shows it serves; a 5xx, an error, or a timeout the
+// client did not shorten shows it does not. Cancels, the proxy's own busy
+// answer and timeouts of the client's choosing say nothing.
+func (h *Handler) recordReadiness(s *served, outcome string, failure error, shortened bool) {
+	route := s.route.Name
+	switch outcome {
+	case outcomeOK, refusal.ResponseTooLarge.Outcome():
+		h.ready.Record(route, nil)
+	case outcomeUpstream5xx:
+		h.ready.Record(route, errors.New("upstream answered 5xx"))
+	case refusal.UpstreamError.Outcome():
+		if failure == nil {
+			h.ready.Record(route, errors.New("the upstream's response broke off"))
+			return
+		}
+		h.ready.Record(route, describeFailure(failure, s.timeout))
+	case refusal.UpstreamTimeout.Outcome():
+		if !shortened {
+			h.ready.Record(route, errors.New("no answer within the route's timeout"))
+		}
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/alloyci/hardened-runner/auth"
 	"github.com/alloyci/hardened-runner/logging"
 	"github.com/alloyci/hardened-runner/proxy"
+	"github.com/alloyci/hardened-runner/webconfig"
 )
 
 func main() {
@@ -34,17 +35,21 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	// Flags of the server, at the top level as exporters have them.
 	var s serveConfig
 	s.web = webFlags
-	app.Flag("upstream.url", "URL of alloy-runner's metrics server: http://host:port or unix:/path.").
+	app.Flag("web.routes.file", "Routes file (YAML): public paths mapped to local exporters (the runner, node_exporter, pprof), who may use each, and bearer tokens; reloaded with the web config. Without it, --upstream.url and --web.allowed-path make one route.").
+		PlaceHolder("routes.yml").StringVar(&s.routesFile)
+	app.Flag("web.health-without-auth", "Answer /-/healthy and /-/ready without authentication, for load balancers; they then say nothing but their status.").
+		BoolVar(&s.healthWithoutAuth)
+	app.Flag("upstream.url", "URL of alloy-runner's metrics server: http://host:port or unix:/path (without --web.routes.file).").
 		Default(proxy.DefaultUpstream).StringVar(&s.upstream)
-	app.Flag("upstream.timeout", "Longest wait for the upstream; a scrape's X-Prometheus-Scrape-Timeout-Seconds shortens it.").
+	app.Flag("upstream.timeout", "Longest wait for an upstream, for routes without a timeout of their own; a scrape's X-Prometheus-Scrape-Timeout-Seconds shortens it.").
 		Default(proxy.DefaultTimeout.String()).DurationVar(&s.limits.UpstreamTimeout)
-	app.Flag("upstream.max-concurrent", "Most upstream requests at once (alloy-runner serves 8 and answers 503 beyond); the others wait their turn, fairly across clients and users.").
+	app.Flag("upstream.max-concurrent", "Most requests at once to each upstream server (alloy-runner serves 8 and answers 503 beyond); the others wait their turn, fairly across clients and identities.").
 		Default(fmt.Sprint(proxy.DefaultUpstreamSlots)).IntVar(&s.upstreamSlots)
 	app.Flag("upstream.max-queue", "Most requests waiting for the upstream; beyond it, or past a request's scrape timeout, the proxy answers 503 with Retry-After.").
 		Default(fmt.Sprint(proxy.DefaultUpstreamQueue)).IntVar(&s.upstreamQueue)
-	app.Flag("upstream.max-response-bytes", "Largest upstream response passed on; a larger one fails the scrape.").
+	app.Flag("upstream.max-response-bytes", "Largest upstream response passed on, for routes without a limit of their own; a larger one fails the scrape.").
 		Default(fmt.Sprint(proxy.DefaultMaxResponseBytes)).Int64Var(&s.maxResponseBytes)
-	app.Flag("web.allowed-path", "Upstream path clients may read (repeatable). Exactly /metrics by default; a path ending in / allows its subtree, e.g. /debug/pprof/.").
+	app.Flag("web.allowed-path", "Upstream path clients may read (repeatable; without --web.routes.file). Exactly /metrics by default; a path ending in / allows its subtree, e.g. /debug/pprof/.").
 		Default("/metrics").StringsVar(&s.allowedPaths)
 	app.Flag("web.read-header-timeout", "Longest time a client may take to send its request headers; also, for HTTP/2 too, the longest a new connection may go without a request that passes authentication.").
 		Default("10s").DurationVar(&s.limits.ReadHeaderTimeout)
@@ -68,7 +73,9 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	serveCmd := app.Command("serve", "Serve the proxy (the default command).").Default()
 	hashCmd := app.Command("hash-password", "Read a password on standard input and print its bcrypt hash for basic_auth_users.")
 	cost := hashCmd.Flag("cost", "bcrypt cost (10 to 16; each step doubles the work of every check).").Default("10").Int()
-	checkCmd := app.Command("check-config", "Check --web.config.file as the server would, and list every reason it would be refused.")
+	tokenCmd := app.Command("hash-token", "Make a random bearer token and print its SHA-256 for the routes file's tokens:.")
+	tokenFile := tokenCmd.Flag("token-file", "Write the token to this new file (mode 0600) instead of printing it, e.g. for Prometheus's credentials_file.").String()
+	checkCmd := app.Command("check-config", "Check --web.config.file and --web.routes.file as the server would, and list every reason they would be refused.")
 
 	cmd, err := app.Parse(args)
 	if err != nil {
@@ -83,8 +90,10 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	switch cmd {
 	case hashCmd.FullCommand():
 		return hashPassword(stdin, stdout, stderr, *cost)
+	case tokenCmd.FullCommand():
+		return hashToken(stdout, stderr, *tokenFile)
 	case checkCmd.FullCommand():
-		return checkConfig(stdout, stderr, *webFlags.WebConfigFile, *webFlags.WebListenAddresses, *webFlags.WebSystemdSocket)
+		return checkConfig(stdout, stderr, webconfig.Files{Web: *webFlags.WebConfigFile, Routes: s.routesFile}, *webFlags.WebListenAddresses, *webFlags.WebSystemdSocket)
 	case serveCmd.FullCommand():
 		return serve(logger, s)
 	}

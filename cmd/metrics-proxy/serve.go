@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"net/http"
 	"os"
 	"os/signal"
@@ -17,23 +19,27 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"golang.org/x/time/rate"
 
+	"github.com/alloyci/hardened-runner/access"
 	"github.com/alloyci/hardened-runner/auth"
 	"github.com/alloyci/hardened-runner/door"
 	"github.com/alloyci/hardened-runner/proxy"
+	"github.com/alloyci/hardened-runner/routes"
 	"github.com/alloyci/hardened-runner/webconfig"
 )
 
 // serveConfig holds the serve flags.
 type serveConfig struct {
-	web              *web.FlagConfig
-	limits           door.Limits
-	upstream         string
-	maxResponseBytes int64
-	allowedPaths     []string
-	upstreamSlots    int
-	upstreamQueue    int
-	bcryptWorkers    int
-	throttleDelay    time.Duration
+	web               *web.FlagConfig
+	limits            door.Limits
+	upstream          string
+	routesFile        string
+	healthWithoutAuth bool
+	maxResponseBytes  int64
+	allowedPaths      []string
+	upstreamSlots     int
+	upstreamQueue     int
+	bcryptWorkers     int
+	throttleDelay     time.Duration
 }
 
 // serve wires the packages together: the door's listeners, the web config
@@ -69,7 +75,17 @@ func serve(logger log.Logger, s serveConfig) int {
 		return fail("cannot set up authentication", err)
 	}
 
-	store, current, err := openWebConfig(logger, reg, *s.web.WebConfigFile, public, verifier)
+	if s.routesFile != "" && (s.upstream != proxy.DefaultUpstream || !isDefaultPaths(s.allowedPaths)) {
+		closeAll()
+		return fail("conflicting flags", errors.New("with --web.routes.file the routes name the upstreams and paths; remove --upstream.url and --web.allowed-path, or write them as a route"))
+	}
+	legacy, err := routes.Default(s.upstream, s.allowedPaths)
+	if err != nil && s.routesFile == "" {
+		closeAll()
+		return fail("invalid proxy flags", err)
+	}
+	files := webconfig.Files{Web: *s.web.WebConfigFile, Routes: s.routesFile}
+	store, current, err := openWebConfig(logger, reg, files, public, verifier)
 	if err != nil {
 		closeAll()
 		return fail("refusing to start", err)
@@ -79,13 +95,19 @@ func serve(logger log.Logger, s serveConfig) int {
 		level.Warn(logger).Log("msg", "serving plain HTTP on loopback only: fine for tests and demos, use TLS for anything else")
 	}
 	verifier.SetUsers(cfg.Users)
+	verifier.SetTokens(tokens(cfg))
 	if !cfg.Access().Authenticates() {
 		level.Warn(logger).Log("msg", "no authentication configured: anyone who can reach the loopback listener reads the metrics")
 	}
 
 	h, err := proxy.New(proxy.Options{
-		Upstream:          s.upstream,
-		AllowedPaths:      s.allowedPaths,
+		Routes: func() *routes.Table {
+			if t := current().Routes; t != nil {
+				return t
+			}
+			return legacy
+		},
+		HealthWithoutAuth: s.healthWithoutAuth,
 		Timeout:           s.limits.UpstreamTimeout,
 		MaxResponseBytes:  s.maxResponseBytes,
 		UpstreamSlots:     s.upstreamSlots,
@@ -127,7 +149,7 @@ func serve(logger log.Logger, s serveConfig) int {
 	defer signal.Stop(hup)
 	for _, a := range d.Addrs() {
 		level.Info(logger).Log("msg", "listening", "address", a.String(), "tls", cfg.TLSEnabled(),
-			"auth", cfg.Access().Mode(), "upstream", s.upstream)
+			"auth", cfg.Access().Mode(), "routes", routesSource(s))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -154,23 +176,28 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// openWebConfig loads --web.config.file into a Store whose every reload must
-// pass the door rule for the public listeners and hands its users to the
-// verifier; without a file, the door rule alone decides, and the config in
-// force is an empty one (plain HTTP, no authentication).
-func openWebConfig(logger log.Logger, reg prometheus.Registerer, file string, public []string, v *auth.Verifier) (*webconfig.Store, func() *webconfig.Config, error) {
-	if file == "" {
+// openWebConfig loads --web.config.file and --web.routes.file into a Store
+// whose every reload must pass the door rule for the public listeners and
+// hands its users and tokens to the verifier; without either file, the door
+// rule alone decides, and the config in force is an empty one (plain HTTP,
+// no authentication).
+func openWebConfig(logger log.Logger, reg prometheus.Registerer, files webconfig.Files, public []string, v *auth.Verifier) (*webconfig.Store, func() *webconfig.Config, error) {
+	if files.Web == "" && files.Routes == "" {
 		if err := door.RequireSafeDoor(public, nil); err != nil {
 			return nil, nil, err
 		}
 		none := &webconfig.Config{Web: &web.Config{}}
 		return nil, func() *webconfig.Config { return none }, nil
 	}
-	store, err := webconfig.NewStore(file, webconfig.StoreOptions{
+	store, err := webconfig.NewStore(files.Web, webconfig.StoreOptions{
+		RoutesFile: files.Routes,
 		Logger:     log.With(logger, "component", "web-config"),
 		Registerer: reg,
 		Accept:     func(c *webconfig.Config) error { return door.RequireSafeDoor(public, c) },
-		OnChange:   func(c *webconfig.Config) { v.SetUsers(c.Users) },
+		OnChange: func(c *webconfig.Config) {
+			v.SetUsers(c.Users)
+			v.SetTokens(tokens(c))
+		},
 	})
 	if err != nil {
 		return nil, nil, err
@@ -195,7 +222,7 @@ func keepConfigCurrent(ctx context.Context, hup <-chan os.Signal, logger log.Log
 			return
 		case <-hup:
 			if store == nil {
-				level.Info(logger).Log("msg", "SIGHUP: no --web.config.file to reload")
+				level.Info(logger).Log("msg", "SIGHUP: no --web.config.file or --web.routes.file to reload")
 			} else if err := store.Reload(); err == nil {
 				level.Info(logger).Log("msg", "SIGHUP: web config reloaded")
 			}
@@ -206,7 +233,33 @@ func keepConfigCurrent(ctx context.Context, hup <-chan os.Signal, logger log.Log
 // authorizer adapts auth.Verifier to the proxy's Authorizer interface.
 type authorizer struct{ v *auth.Verifier }
 
-func (a authorizer) Authorize(r *http.Request) proxy.Decision { return a.v.Authorize(r) }
+func (a authorizer) Authorize(r *http.Request) proxy.Decision { return decision{a.v.Authorize(r)} }
+
+// decision adds the identity the proxy grants routes to.
+type decision struct{ auth.Result }
+
+func (d decision) Identity() access.Identity {
+	return access.Identity{User: d.User(), Token: d.Token()}
+}
+
+// tokens are the routes file's bearer tokens, none without one.
+func tokens(c *webconfig.Config) map[string][sha256.Size]byte {
+	if c.Routes == nil {
+		return nil
+	}
+	return c.Routes.Tokens
+}
+
+// isDefaultPaths reports whether --web.allowed-path was left at its default.
+func isDefaultPaths(p []string) bool { return len(p) == 1 && p[0] == "/metrics" }
+
+// routesSource names where the routes come from, for the listening line.
+func routesSource(s serveConfig) string {
+	if s.routesFile != "" {
+		return s.routesFile
+	}
+	return s.upstream
+}
 
 // throttleDelay maps the flag (0: answer at once) to auth.Options, where
 // zero means the default.

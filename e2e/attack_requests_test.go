@@ -108,7 +108,7 @@ func TestAttackRequestsTargets(t *testing.T) {
 	}
 	// Clean paths off the allowlist: 401 without credentials (nothing learnt
 	// about which paths exist), 404 with them.
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/metrics/", "/METRICS", "/metrics.txt", "/", "/proxy/metrics/", "/nope"} {
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/metrics/", "/METRICS", "/metrics.txt", "/-/", "/-/readyz", "/proxy/metrics/", "/nope"} {
 		one(t, "anonymous "+path, p.raw(t, rawGet(path, ""), 5*time.Second), 401, "Unauthorized\n")
 		one(t, "authenticated "+path, p.raw(t, rawGet(path, good), 5*time.Second), 404, "Not Found\n")
 	}

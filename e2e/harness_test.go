@@ -258,6 +258,15 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // replaceAtomically writes content next to path and renames it over path.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func replaceAtomically(t *testing.T, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -486,7 +495,11 @@ type proxyOptions struct {
 	// with the PKI's server certificate and the one user defaultUser.
 	Web func(k *pki) string
 	// Upstream is --upstream.url; "" means a closed port on 127.0.0.1.
+	// Ignored with Routes.
 	Upstream string
+	// Routes is the routes file's content: given, the proxy runs with
+	// --web.routes.file and no --upstream.url.
+	Routes string
 	// Args are extra flags.
 	Args []string
 }
@@ -498,6 +511,8 @@ type proxy struct {
 	Addr      string // 127.0.0.1:PORT
 	URL       string // https://127.0.0.1:PORT, or http:// without TLS
 	WebConfig string
+	// RoutesFile is the routes file, "" without one.
+	RoutesFile string
 	// User and Password are the credential get, selfMetrics and
 	// keepScraping use: the default one unless the test sets another.
 	User, Password string
@@ -517,12 +532,19 @@ func startProxy(t *testing.T, o proxyOptions) *proxy {
 	}
 	p.WebConfig = filepath.Join(p.PKI.Dir, "web.yml")
 	writeFile(t, p.WebConfig, web)
-	up := o.Upstream
-	if up == "" {
-		up = "http://" + freeAddr(t)
+	args := []string{"--web.listen-address", "127.0.0.1:0", "--web.config.file", p.WebConfig, "--log.level", "debug"}
+	if o.Routes != "" {
+		p.RoutesFile = filepath.Join(p.PKI.Dir, "routes.yml")
+		writeFile(t, p.RoutesFile, o.Routes)
+		args = append(args, "--web.routes.file", p.RoutesFile)
+	} else {
+		up := o.Upstream
+		if up == "" {
+			up = "http://" + freeAddr(t)
+		}
+		args = append(args, "--upstream.url", up)
 	}
-	args := append([]string{"--web.listen-address", "127.0.0.1:0", "--web.config.file", p.WebConfig,
-		"--upstream.url", up, "--log.level", "debug"}, withoutSourceLimits(o.Args)...)
+	args = append(args, withoutSourceLimits(o.Args)...)
 	p.proc = start(t, "metrics-proxy", args...)
 	p.Addr = p.waitLog(`msg=listening address=(\S+)`)
 	p.URL = "https://" + p.Addr

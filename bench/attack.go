@@ -27,10 +27,11 @@ const (
 	scHandshake  = "handshake-flood"
 	scAuthHog    = "auth-hog"
 	scWrongH2    = "wrong-password-h2"
+	scWrongTok   = "wrong-token-h2"
 )
 
 // attackNames are the attack scenarios in the order they run.
-var attackNames = []string{scIdleOne, scIdleMany, scZeroWindow, scHandshake, scAuthHog, scWrongH2}
+var attackNames = []string{scIdleOne, scIdleMany, scZeroWindow, scHandshake, scAuthHog, scWrongH2, scWrongTok}
 
 // attackDef says how the good client behaves in one attack scenario, and
 // which DESIGN targets apply.
@@ -40,7 +41,15 @@ type attackDef struct {
 	newConn  bool // a new TCP connection per good scrape (else one keep-alive connection, opened before the flood)
 	newcomer bool // a never-seen client starts during the flood
 	noBcrypt bool // the flood needs no bcrypt: the CPU target applies
+	// token: the flood sends a wrong bearer token, and A reads a routes file
+	// with one real token, which the good client scrapes with. C
+	// (exporter-toolkit) has no bearer tokens, so it does not run.
+	token bool
 }
+
+// h2Flood reports whether the scenario's flood is wrong credentials over
+// HTTP/2 as fast as they are answered, sent by h2load when there is one.
+func (d attackDef) h2Flood() bool { return d.name == scWrongH2 || d.name == scWrongTok }
 
 func attackDefs() map[string]attackDef {
 	return map[string]attackDef{
@@ -50,6 +59,7 @@ func attackDefs() map[string]attackDef {
 		scHandshake:  {name: scHandshake, newConn: true, noBcrypt: true},
 		scAuthHog:    {name: scAuthHog},
 		scWrongH2:    {name: scWrongH2, h2: true, noBcrypt: true},
+		scWrongTok:   {name: scWrongTok, h2: true, noBcrypt: true, token: true},
 	}
 }
 
@@ -70,6 +80,9 @@ func (d attackDef) describe(o options) string {
 			o.hogConns*o.hogStreams, o.hogConns, o.hogStreams)
 	case scWrongH2:
 		return fmt.Sprintf("the same wrong password as fast as possible over HTTP/2 from 127.0.0.1: %d connections x %d streams", o.h2Conns, o.h2Streams)
+	case scWrongTok:
+		return fmt.Sprintf("the same wrong, well-formed bearer token (%s + 43 base64url characters, matching no configured token) as fast as possible over HTTP/2 from 127.0.0.1: %d connections x %d streams",
+			tokenPrefix, o.h2Conns, o.h2Streams)
 	}
 	return d.name
 }
@@ -108,6 +121,7 @@ var watchedFamilies = []string{
 	"metrics_proxy_connections_rejected_total",
 	"metrics_proxy_connections_evicted_total",
 	"metrics_proxy_requests_total",
+	attemptsMetric,
 	bcryptChecksMetric,
 	"metrics_proxy_tls_handshake_errors_total",
 }
@@ -135,6 +149,13 @@ func measureAttack(ctx context.Context, o options, s *setup, def attackDef, key,
 		good:     scrapeStats{fail: counts{}, firstOK: -1, firstOKIdx: -1},
 		newcomer: scrapeStats{fail: counts{}, firstOK: -1, firstOKIdx: -1}}
 	scrapeHdr := http.Header{"X-Prometheus-Scrape-Timeout-Seconds": {strconv.FormatFloat(o.scrapeTimeout.Seconds(), 'f', -1, 64)}}
+	// The good client's credential: the password, or in a token scenario the
+	// real token (as a Prometheus with credentials_file sends it).
+	user, pass := s.user, s.password
+	if def.token {
+		user, pass = "", ""
+		scrapeHdr.Set("Authorization", "Bearer "+s.token)
+	}
 
 	// The good client has scraped (authenticated) before the flood, from its
 	// address; with keep-alive, that connection is the one it keeps using.
@@ -143,7 +164,7 @@ func measureAttack(ctx context.Context, o options, s *setup, def attackDef, key,
 	var primed bool
 	for i := 0; i < 3 && !primed; i++ {
 		sctx, cancel := context.WithTimeout(ctx, o.scrapeTimeout)
-		a := get(sctx, good, url, s.user, s.password, true, scrapeHdr)
+		a := get(sctx, good, url, user, pass, true, scrapeHdr)
 		cancel()
 		if primed, _ = goodScrape(a); primed {
 			r.goodProto = a.proto
@@ -173,14 +194,14 @@ func measureAttack(ctx context.Context, o options, s *setup, def attackDef, key,
 	logPath := filepath.Join(s.dir, key+"-"+def.name+"-clients.log")
 	var fp *proc
 	var err error
-	useH2load := def.name == scWrongH2 && s.h2load != ""
+	useH2load := def.h2Flood() && s.h2load != ""
 	if useH2load {
 		r.floodHow = "h2load"
 		sleepCtx(ctx, time.Until(start))
-		fp, err = startH2load(s, o, logPath, url)
+		fp, err = startH2load(s, o, def, logPath, url)
 	} else {
 		r.floodHow = "bench -mode=" + modeAttack
-		if def.name == scWrongH2 {
+		if def.h2Flood() {
 			r.floodHow += " (Go h2 client)"
 			r.floodNote = s.h2loadNote
 		}
@@ -236,7 +257,7 @@ func measureAttack(ctx context.Context, o options, s *setup, def attackDef, key,
 				c = newClientProto(s.tls.pool, o.gzip, from, def.h2)
 			}
 			at := since()
-			if st.scrape(ctx, c, url, s.user, s.password, scrapeHdr, o.scrapeTimeout, at, true) && st.firstOK < 0 {
+			if st.scrape(ctx, c, url, user, pass, scrapeHdr, o.scrapeTimeout, at, true) && st.firstOK < 0 {
 				st.firstOK = since() - st.began
 			}
 			if def.newConn {
@@ -349,6 +370,12 @@ func startAttack(s *setup, o options, def attackDef, logPath, addr, out string, 
 			return nil, err
 		}
 		args = append(args, "-conns="+strconv.Itoa(o.h2Conns), "-streams="+strconv.Itoa(o.h2Streams), "-user="+s.user, "-password-file="+pf)
+	case scWrongTok:
+		tf, err := passwordFile(s, "wrong-token", s.wrongToken)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-conns="+strconv.Itoa(o.h2Conns), "-streams="+strconv.Itoa(o.h2Streams), "-token-file="+tf)
 	}
 	return startProc(def.name+" clients", logPath, s.self, args...)
 }

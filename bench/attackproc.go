@@ -64,6 +64,7 @@ type attackParams struct {
 	streams     int
 	headerBytes int
 	user, pass  string
+	token       string // wrong-token-h2: the bearer token to send instead of user and pass
 	gzip        bool
 	start       time.Time
 	dur         time.Duration
@@ -82,6 +83,7 @@ func runAttackProc(args []string) int {
 	fs.IntVar(&p.headerBytes, "header-bytes", 7168, "extra header bytes per request (zero-window)")
 	fs.StringVar(&p.user, "user", "", "basic-auth user (auth-hog, wrong-password-h2)")
 	passFile := fs.String("password-file", "", "file holding the password to send (auth-hog: the right one; wrong-password-h2: a wrong one)")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token to send (wrong-token-h2: a wrong one)")
 	fs.BoolVar(&p.gzip, "gzip", true, "ask for gzip (auth-hog)")
 	startNs := fs.Int64("start", 0, "when to start, Unix nanoseconds")
 	fs.DurationVar(&p.dur, "duration", 20*time.Second, "how long to flood")
@@ -129,6 +131,13 @@ func runAttackProc(args []string) int {
 		}
 		p.pass = strings.TrimSpace(string(b))
 	}
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fail(err)
+		}
+		p.token = strings.TrimSpace(string(b))
+	}
 	var run func(context.Context, attackParams) attackCounts
 	switch p.scenario {
 	case scIdleOne, scIdleMany:
@@ -137,7 +146,7 @@ func runAttackProc(args []string) int {
 		run = zeroWindowFlood
 	case scHandshake:
 		run = handshakeFlood
-	case scAuthHog, scWrongH2:
+	case scAuthHog, scWrongH2, scWrongTok:
 		run = requestFlood
 	default:
 		return fail(fmt.Errorf("-scenario %q: not one of %s", p.scenario, strings.Join(attackNames, ", ")))
@@ -501,15 +510,20 @@ func handshakeFlood(ctx context.Context, p attackParams) attackCounts {
 	return ac
 }
 
-// requestFlood (auth-hog, wrong-password-h2): p.conns HTTP/2 connections from
-// 127.0.0.1, each with p.streams requests in flight back to back: GET
-// /metrics with p.user and p.pass (the right password for auth-hog, the same
-// wrong one for wrong-password-h2), answers read to the end. A closed
-// connection is reopened by its transport.
+// requestFlood (auth-hog, wrong-password-h2, wrong-token-h2): p.conns
+// HTTP/2 connections from 127.0.0.1, each with p.streams requests in flight
+// back to back: GET /metrics with p.user and p.pass (the right password for
+// auth-hog, the same wrong one for wrong-password-h2), or with p.token as a
+// bearer token (the same wrong one for wrong-token-h2), answers read to the
+// end. A closed connection is reopened by its transport.
 func requestFlood(ctx context.Context, p attackParams) attackCounts {
 	fctx, cancel := floodCtx(ctx, p)
 	defer cancel()
 	url := "https://" + p.addr + "/metrics"
+	var hdr http.Header
+	if p.token != "" {
+		hdr = http.Header{"Authorization": {"Bearer " + p.token}}
+	}
 	var mu sync.Mutex
 	ac := attackCounts{Conns: p.conns, Status: map[string]int{}, Errs: map[string]int{}}
 	var lat latencies
@@ -527,7 +541,7 @@ func requestFlood(ctx context.Context, p attackParams) attackCounts {
 				sent := 0
 				for fctx.Err() == nil {
 					t0 := time.Now()
-					a := get(fctx, c, url, p.user, p.pass, false, nil)
+					a := get(fctx, c, url, p.user, p.pass, false, hdr)
 					d := time.Since(t0)
 					if a.newConn {
 						opened.Add(1)

@@ -12,7 +12,7 @@ import (
 	"strings"
 )
 
-// wrong-password-h2's flood is nghttp2's h2load when it can be had: a
+// wrong-password-h2's and wrong-token-h2's flood is nghttp2's h2load when it can be had: a
 // client written for HTTP/2 load, unlike ours. findH2load looks for it and,
 // when it is missing and the bench runs as root with apt-get, installs
 // nghttp2-client as scripts/test-deps.sh does for the test tools. It returns
@@ -58,16 +58,21 @@ func lastLine(s string) string {
 	return s
 }
 
-// h2loadArgs are h2load's arguments for the wrong-password flood against url.
-func h2loadArgs(s *setup, o options, url string) []string {
+// h2loadArgs are h2load's arguments for def's flood against url: the wrong
+// password, or for wrong-token-h2 the wrong bearer token.
+func h2loadArgs(s *setup, o options, def attackDef, url string) []string {
 	secs := max(1, int(math.Ceil(o.attackDur.Seconds())))
+	authz := basicAuth(s.user, s.wrongPassword)
+	if def.token {
+		authz = "Bearer " + s.wrongToken
+	}
 	return []string{"-t", "1", "-c", strconv.Itoa(o.h2Conns), "-m", strconv.Itoa(o.h2Streams), "-D", strconv.Itoa(secs),
-		"-H", "authorization: " + basicAuth(s.user, s.wrongPassword), url}
+		"-H", "authorization: " + authz, url}
 }
 
 // startH2load starts h2load (s.h2load) now.
-func startH2load(s *setup, o options, logPath, url string) (*proc, error) {
-	return startProc("h2load", logPath, s.h2load, h2loadArgs(s, o, url)...)
+func startH2load(s *setup, o options, def attackDef, logPath, url string) (*proc, error) {
+	return startProc("h2load", logPath, s.h2load, h2loadArgs(s, o, def, url)...)
 }
 
 var (

@@ -14,7 +14,8 @@
 // page captured from the real runner (so the figures are the proxy layer's)
 // and the real alloy-runner; in the flood and the attacks (idle HTTP/2
 // connections, zero-window, handshake flood, an authenticated hog, wrong
-// passwords over HTTP/2; A and C only) it is the real runner.
+// passwords over HTTP/2; A and C only; and wrong bearer tokens over HTTP/2,
+// A only, since C has no tokens) it is the real runner.
 //
 // B, C, the static upstream, the flood's and the attacks' clients are this
 // program re-executed with -mode=plain-proxy, -mode=toolkit-proxy,
@@ -100,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.binDir, "bin", "bin", "directory holding alloy-runner and metrics-proxy (make build)")
 	fs.StringVar(&scenarios, "scenarios", "rate,flood,attacks", "scenarios to run, comma-separated: rate (1), flood (2, 2b), and the attacks "+
-		strings.Join(attackNames, ", ")+" (or attacks for all six)")
+		strings.Join(attackNames, ", ")+" (or attacks for all of them)")
 	fs.IntVar(&o.clients, "rate.clients", 8, "keep-alive clients in the scrape-rate test, each with its own connection")
 	fs.DurationVar(&o.warmup, "rate.warmup", time.Second, "warm-up before the scrape-rate window (not counted)")
 	fs.DurationVar(&o.rateDur, "rate.duration", 5*time.Second, "counted scrape-rate window per proxy and round")
@@ -124,9 +125,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.hsLoops, "attack.handshake-loops", 32, "concurrent handshake loops in handshake-flood")
 	fs.IntVar(&o.hogConns, "attack.hog-conns", 4, "auth-hog's HTTP/2 connections")
 	fs.IntVar(&o.hogStreams, "attack.hog-streams", 8, "auth-hog's requests in flight per connection")
-	fs.IntVar(&o.h2Conns, "attack.h2-conns", 200, "wrong-password-h2's HTTP/2 connections (h2load -c)")
-	fs.IntVar(&o.h2Streams, "attack.h2-streams", 8, "wrong-password-h2's requests in flight per connection (h2load -m)")
-	fs.StringVar(&o.h2Client, "attack.h2-client", "h2load", "wrong-password-h2's client: h2load (installed with apt-get if missing and root; the Go client otherwise) or go")
+	fs.IntVar(&o.h2Conns, "attack.h2-conns", 200, "wrong-password-h2's and wrong-token-h2's HTTP/2 connections (h2load -c)")
+	fs.IntVar(&o.h2Streams, "attack.h2-streams", 8, "wrong-password-h2's and wrong-token-h2's requests in flight per connection (h2load -m)")
+	fs.StringVar(&o.h2Client, "attack.h2-client", "h2load", "wrong-password-h2's and wrong-token-h2's client: h2load (installed with apt-get if missing and root; the Go client otherwise) or go")
 	fs.StringVar(&newcomerFrom, "attack.newcomer-from", "127.0.0.3", "loopback source address of idle-h2-many's never-seen client")
 	fs.BoolVar(&o.gzip, "gzip", true, "scrape with Accept-Encoding: gzip, as Prometheus does")
 	fs.IntVar(&o.cost, "bcrypt.cost", 12, "bcrypt cost of the users' hashes")
@@ -222,7 +223,10 @@ type setup struct {
 	user, password   string // the primed good client's, and the scrape-rate clients'
 	user2, password2 string // the new scraper's (2b): never used before it arrives
 	wrongPassword    string // wrong-password-h2's, the same for every request
-	h2load           string // h2load's path, if wrong-password-h2 uses it
+	token            string // wrong-token-h2's good client's bearer token, configured in routesFile
+	wrongToken       string // wrong-token-h2's flood's, well formed, matching no configured token
+	routesFile       string // wrong-token-h2's routes file for A: /metrics from the runner, and the token
+	h2load           string // h2load's path, if wrong-password-h2 or wrong-token-h2 uses it
 	h2loadNote       string // why it does not, if it does not
 	webConfig        string
 	runner           *proc
@@ -237,21 +241,26 @@ type setup struct {
 type target struct {
 	key, name string
 	auth      bool // has basic auth (takes part in the flood)
-	start     func(s *setup, upstreamURL, addr, logPath string) (*proc, error)
+	// start starts the proxy in front of upstreamURL, or with routesFile
+	// (A only, which then reads its upstream from that file) if not empty.
+	start func(s *setup, upstreamURL, routesFile, addr, logPath string) (*proc, error)
 }
 
 func targets(o options) []target {
 	proxyBin := filepath.Join(o.binDir, "metrics-proxy")
 	return []target{
-		{key: "A", name: "metrics-proxy", auth: true, start: func(s *setup, up, addr, logPath string) (*proc, error) {
-			return startProc("metrics-proxy", logPath, proxyBin, append([]string{
-				"--web.listen-address=" + addr, "--web.config.file=" + s.webConfig, "--upstream.url=" + up}, o.proxyArgs...)...)
+		{key: "A", name: "metrics-proxy", auth: true, start: func(s *setup, up, routes, addr, logPath string) (*proc, error) {
+			args := []string{"--web.listen-address=" + addr, "--web.config.file=" + s.webConfig, "--upstream.url=" + up}
+			if routes != "" {
+				args[2] = "--web.routes.file=" + routes
+			}
+			return startProc("metrics-proxy", logPath, proxyBin, append(args, o.proxyArgs...)...)
 		}},
-		{key: "B", name: "plain TLS proxy", start: func(s *setup, up, addr, logPath string) (*proc, error) {
+		{key: "B", name: "plain TLS proxy", start: func(s *setup, up, _, addr, logPath string) (*proc, error) {
 			return startProc("plain TLS proxy", logPath, s.self, "-mode="+modePlainProxy,
 				"-listen="+addr, "-upstream="+up, "-cert="+s.tls.certFile, "-key="+s.tls.keyFile)
 		}},
-		{key: "C", name: "exporter-toolkit", auth: true, start: func(s *setup, up, addr, logPath string) (*proc, error) {
+		{key: "C", name: "exporter-toolkit", auth: true, start: func(s *setup, up, _, addr, logPath string) (*proc, error) {
 			return startProc("exporter-toolkit proxy", logPath, s.self, "-mode="+modeToolkitProxy,
 				"-listen="+addr, "-upstream="+up, "-web.config="+s.webConfig)
 		}},
@@ -322,7 +331,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		bases := map[string]string{}
 		for _, t := range ts {
-			p, base, err := startTarget(ctx, s, t, up.url, "rate-"+upName)
+			p, base, err := startTarget(ctx, s, t, up.url, "", "rate-"+upName)
 			if err != nil {
 				up.stop()
 				return fail(t.key+" "+t.name, err)
@@ -362,7 +371,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		progress(stderr, "%s %s: wrong-password flood, %d connections, %s; new scraper at %s", t.key, t.name, o.floodConns, o.floodDur, o.newcomerAt)
-		p, base, err := startTarget(ctx, s, t, s.runnerURL, "flood")
+		p, base, err := startTarget(ctx, s, t, s.runnerURL, "", "flood")
 		if err != nil {
 			return fail(t.key+" "+t.name, err)
 		}
@@ -382,25 +391,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// The attacks, each on a fresh process of A and of C in front of the
 	// real runner.
 	attacks := map[string]map[string]attackResult{}
-	if slices.Contains(o.attacks, scWrongH2) {
+	defs := attackDefs()
+	if slices.ContainsFunc(o.attacks, func(name string) bool { return defs[name].h2Flood() }) {
 		if o.h2Client == "h2load" {
 			s.h2load, s.h2loadNote = findH2load(ctx, stderr)
 		} else {
 			s.h2loadNote = "-attack.h2-client go"
 		}
 		if s.h2loadNote != "" {
-			progress(stderr, "wrong-password-h2: %s", s.h2loadNote)
+			progress(stderr, "wrong-password-h2, wrong-token-h2: %s", s.h2loadNote)
 		}
 	}
-	defs := attackDefs()
+	var tokensFailed string // why wrong-token-h2 cannot run, if so
+	if slices.Contains(o.attacks, scWrongTok) {
+		if err := prepareTokens(s, o); err != nil {
+			tokensFailed = err.Error()
+			progress(stderr, "%s: %s", scWrongTok, tokensFailed)
+		}
+	}
 	for _, name := range o.attacks {
 		attacks[name] = map[string]attackResult{}
+		def := defs[name]
 		for _, t := range ts {
-			if !t.auth {
+			// exporter-toolkit has no bearer tokens: no C in a token scenario.
+			if !t.auth || def.token && t.key != "A" {
 				continue
 			}
+			if def.token && tokensFailed != "" {
+				attacks[name][t.key] = attackResult{def: def, failed: tokensFailed}
+				continue
+			}
+			routes := ""
+			if def.token {
+				routes = s.routesFile
+			}
 			progress(stderr, "%s %s: attack %s, %s", t.key, t.name, name, o.attackDur)
-			p, base, err := startTarget(ctx, s, t, s.runnerURL, name)
+			p, base, err := startTarget(ctx, s, t, s.runnerURL, routes, name)
 			if err != nil {
 				return fail(t.key+" "+t.name, err)
 			}
@@ -408,7 +434,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			// A scenario that cannot be measured (the good client never got
 			// in before the flood, the proxy died) is reported, and the
 			// next one runs.
-			r, err := measureAttack(ctx, o, s, defs[name], t.key, base, p.pid(), t.key == "A")
+			r, err := measureAttack(ctx, o, s, def, t.key, base, p.pid(), t.key == "A")
 			if ctx.Err() != nil {
 				return fail(t.key+" "+t.name+", "+name, ctx.Err())
 			}
@@ -598,14 +624,15 @@ func checkStatic(ctx context.Context, url string, want []byte, contentType strin
 	return nil
 }
 
-// startTarget starts a fresh process of t in front of upstreamURL on a free
-// port and waits until it listens; it returns the process and https://addr.
-func startTarget(ctx context.Context, s *setup, t target, upstreamURL, scenario string) (*proc, string, error) {
+// startTarget starts a fresh process of t in front of upstreamURL (or, for
+// A, with routesFile if not empty) on a free port and waits until it
+// listens; it returns the process and https://addr.
+func startTarget(ctx context.Context, s *setup, t target, upstreamURL, routesFile, scenario string) (*proc, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := t.start(s, upstreamURL, addr, filepath.Join(s.dir, fmt.Sprintf("%s-%s.log", t.key, scenario)))
+	p, err := t.start(s, upstreamURL, routesFile, addr, filepath.Join(s.dir, fmt.Sprintf("%s-%s.log", t.key, scenario)))
 	if err != nil {
 		return nil, "", err
 	}

@@ -36,6 +36,9 @@ func reportAttacks(p func(string, ...any), o options, attacks map[string]map[str
 		for _, k := range []string{"A", "C"} {
 			r, ok := attacks[name][k]
 			if !ok {
+				if k == "C" && defs[name].token {
+					p("%-18s %-3s n/a: exporter-toolkit has no bearer tokens", name, k)
+				}
 				continue
 			}
 			if r.good.attempts == 0 && r.failed != "" {
@@ -47,13 +50,57 @@ func reportAttacks(p func(string, ...any), o options, attacks map[string]map[str
 				float64(r.peakRSSKiB)/1024, cores(r.proxyCPU, r.dur), r.good.fail)
 		}
 	}
+	reportTokenVsPassword(p, attacks)
+}
+
+// reportTokenVsPassword compares, when both ran, what a flood of wrong tokens
+// and one of wrong passwords cost A: the acceptance criterion is that
+// the token flood costs the proxy less and no good scrape fails.
+func reportTokenVsPassword(p func(string, ...any), attacks map[string]map[string]attackResult) {
+	pw, ok1 := attacks[scWrongH2]["A"]
+	tok, ok2 := attacks[scWrongTok]["A"]
+	if !ok1 || !ok2 || pw.failed != "" || tok.failed != "" || pw.dur <= 0 || tok.dur <= 0 {
+		return
+	}
+	pc, tc := cores(pw.proxyCPU, pw.dur), cores(tok.proxyCPU, tok.dur)
+	p("")
+	p("== A: wrong tokens vs wrong passwords over HTTP/2 (target: the token flood costs the proxy less, and no good scrape fails)")
+	p("   proxy CPU, cores: %s %.3f (%s), %s %.3f (%s); token / password = %s",
+		scWrongTok, tc, tok.proxyCPU.Round(time.Millisecond), scWrongH2, pc, pw.proxyCPU.Round(time.Millisecond), ratioOrNA(tc, pc))
+	p("   answers the floods got: %s %d, %s %d; good scrapes ok: %s %d/%d, %s %d/%d",
+		scWrongTok, counts(tok.flood.Status).total(), scWrongH2, counts(pw.flood.Status).total(),
+		scWrongTok, tok.good.ok, tok.good.attempts, scWrongH2, pw.good.ok, pw.good.attempts)
+	cheaper := tc < pc
+	allOK := tok.good.attempts > 0 && tok.good.ok == tok.good.attempts
+	p("   token flood cheaper: %s; every good scrape under it: %s", yesNo(cheaper), yesNo(allOK))
+}
+
+func ratioOrNA(x, y float64) string {
+	if y <= 0 || math.IsNaN(x) || math.IsNaN(y) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", x/y)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // reportAttack prints one attack scenario's table, A beside C.
 func reportAttack(p func(string, ...any), o options, d attackDef, rs map[string]attackResult) {
 	a, c := rs["A"], rs["C"]
+	keys := []string{"A", "C"}
+	if d.token {
+		keys = keys[:1]
+	}
 	row := func(label, target string, f func(r attackResult) string) {
-		av, cv := f(a), f(c)
+		av, cv := f(a), "n/a"
+		if !d.token {
+			cv = f(c)
+		}
 		if len(av) > 36 { // C's value on a line of its own, in its column
 			p("%-46s %-28s %s", label, target, av)
 			p("%-46s %-28s %-36s %s", "", "", "", cv)
@@ -62,7 +109,12 @@ func reportAttack(p func(string, ...any), o options, d attackDef, rs map[string]
 		p("%-46s %-28s %-36s %s", label, target, av, cv)
 	}
 	p("")
-	p("== Attack %s, %s, in front of the runner; A and C each a fresh process, same web config", d.name, o.attackDur)
+	if d.token {
+		p("== Attack %s, %s, in front of the runner; A a fresh process, same web config, and a routes file (/metrics from the", d.name, o.attackDur)
+		p("   runner) with one token made by hash-token; C n/a: exporter-toolkit has no bearer tokens")
+	} else {
+		p("== Attack %s, %s, in front of the runner; A and C each a fresh process, same web config", d.name, o.attackDur)
+	}
 	p("   flood: %s", d.describe(o))
 	conn := "one keep-alive connection opened before the flood"
 	if d.newConn {
@@ -72,13 +124,17 @@ func reportAttack(p func(string, ...any), o options, d attackDef, rs map[string]
 	if d.h2 {
 		proto = "HTTP/2"
 	}
-	p("   good client: user %q, %s, from %s, %s, every %s with a %s timeout, missed ticks dropped; it scraped once before the flood",
-		"prometheus", proto, o.goodFrom, conn, o.goodInterval, o.scrapeTimeout)
+	who := fmt.Sprintf("user %q", "prometheus")
+	if d.token {
+		who = fmt.Sprintf("the right bearer token (%q)", tokenName)
+	}
+	p("   good client: %s, %s, from %s, %s, every %s with a %s timeout, missed ticks dropped; it scraped once before the flood",
+		who, proto, o.goodFrom, conn, o.goodInterval, o.scrapeTimeout)
 	if d.newcomer {
 		p("   never-seen client (informational; a full table may refuse unknown sources): the same user and password (a credential the")
 		p("   proxy knows), from %s, an address it has never seen, from t=%.1fs, %s like the good client", o.newcomerFrom, (o.attackDur / 4).Seconds(), conn)
 	}
-	for _, k := range []string{"A", "C"} {
+	for _, k := range keys {
 		if r := rs[k]; r.failed != "" {
 			p("   %s: %s", k, r.failed)
 		}
@@ -155,7 +211,7 @@ func reportAttack(p func(string, ...any), o options, d attackDef, rs map[string]
 			return fmt.Sprintf("%d, %.0f/s", r.flood.Handshakes, float64(r.flood.Handshakes)/o.attackDur.Seconds())
 		})
 		row("  failed handshakes", "", func(r attackResult) string { return counts(r.flood.SetupErrs).String() })
-	case scAuthHog, scWrongH2:
+	case scAuthHog, scWrongH2, scWrongTok:
 		row("  requests answered / sent", "", func(r attackResult) string {
 			return fmt.Sprintf("%d / %d", counts(r.flood.Status).total(), r.flood.Requests)
 		})
@@ -164,7 +220,7 @@ func reportAttack(p func(string, ...any), o options, d attackDef, rs map[string]
 		})
 		row("  answers by status", "", func(r attackResult) string { return counts(r.flood.Status).String() })
 		row("  no answer", "", func(r attackResult) string { return counts(r.flood.Errs).String() })
-		if a.h2load == nil || c.h2load == nil {
+		if a.h2load == nil || c.h2load == nil && !d.token {
 			row("  answer time p50 / p99 / max, ms", "", func(r attackResult) string {
 				if r.h2load != nil {
 					return "see h2load below"
@@ -182,7 +238,7 @@ func reportAttack(p func(string, ...any), o options, d attackDef, rs map[string]
 	row("flood process's CPU, cores", "", func(r attackResult) string {
 		return fmt.Sprintf("%.2f", cores(r.flood.CPU, o.attackDur))
 	})
-	for _, k := range []string{"A", "C"} {
+	for _, k := range keys {
 		r := rs[k]
 		if r.floodNote != "" {
 			p("   %s flood note: %s", k, r.floodNote)

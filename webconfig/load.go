@@ -61,8 +61,7 @@ func timeNow() time.Time { return time.Now() }
 // change detection, and reports a problem naming the role of the file (the
 // YAML key that names it) when it cannot be read.
 func (l *loader) readFile(role, path string) ([]byte, bool) {
-	b, err := readLimited(path)
-	l.reads = append(l.reads, newFileRead(path, b, err))
+	b, err := l.read(path)
 	if err == nil {
 		return b, true
 	}
@@ -79,6 +78,14 @@ func (l *loader) readFile(role, path string) ([]byte, bool) {
 		l.problem("%s%q cannot be read: %v", rolePrefix(role), path, unwrapPathError(err))
 	}
 	return nil, false
+}
+
+// read reads one file the config depends on and records what it read, for
+// change detection; the caller reports a failure.
+func (l *loader) read(path string) ([]byte, error) {
+	b, err := readLimited(path)
+	l.reads = append(l.reads, newFileRead(path, b, err))
+	return b, err
 }
 
 func rolePrefix(role string) string {

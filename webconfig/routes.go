@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/alloyci/hardened-runner/routes"
 )
@@ -50,8 +51,19 @@ func CheckFiles(f Files) []error {
 // loadRoutes reads and validates the routes file, then checks it against
 // the web config: the identities it grants routes to should exist.
 func (l *loader) loadRoutes(cfg *Config) {
-	content, ok := l.readFile("routes file", l.routesPath)
-	if !ok {
+	// Reported as the routes file's own problem: it comes from a flag, not
+	// from the web config, so it is neither named by the web config nor
+	// resolved against its directory.
+	content, err := l.read(l.routesPath)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			l.routesProblem("the file does not exist; check --web.routes.file")
+		case errors.Is(err, fs.ErrPermission):
+			l.routesProblem("the file cannot be read: permission denied; make it readable by the user metrics-proxy runs as")
+		default:
+			l.routesProblem("the file cannot be read: %v", unwrapPathError(err))
+		}
 		return
 	}
 	t, problems, warnings := routes.Parse(content)

@@ -59,12 +59,15 @@ type router struct {
 
 // current returns the routing of the table in force.
 func (r *router) current() *routing {
-	t := r.tables()
-	if c := r.cur.Load(); c != nil && c.table == t {
+	if c := r.cur.Load(); c != nil && c.table == r.tables() {
 		return c
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The table is asked again under the lock: the one read before it may
+	// be older than the one another request has built meanwhile, and
+	// building it would take the routing back to before a reload.
+	t := r.tables()
 	if c := r.cur.Load(); c != nil && c.table == t {
 		return c
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"html"
 	"html/template"
 	"net/http"
 	"strings"
@@ -14,6 +15,16 @@ import (
 // link is one line of the landing page.
 type link struct {
 	Path, Text string
+}
+
+// Href is the link's href attribute, the path exactly as the proxy matches
+// it. html/template would percent-encode the sub-delims ' ( ) that a route
+// path may hold, and the proxy refuses a percent-encoded path (400), so the
+// link would be broken. HTML escaping alone is right here: every path is a
+// route's, which safepath accepted, or one of the proxy's own, so it starts
+// with a single "/" and can name no scheme or other host.
+func (l link) Href() template.HTMLAttr {
+	return template.HTMLAttr(`href="` + html.EscapeString(l.Path) + `"`)
 }
 
 // landingLinks are the pages id may use: the routes granted to it, in the
@@ -81,7 +92,7 @@ main { padding: 1rem; }
 <div>Version: {{.Version}}</div>
 {{if .Who}}<div>Signed in as: {{.Who}}</div>{{end}}
 <ul>
-{{range .Links}}<li><a href="{{.Path}}">{{.Path}}</a>: {{.Text}}</li>
+{{range .Links}}<li><a {{.Href}}>{{.Path}}</a>: {{.Text}}</li>
 {{end}}</ul>
 </main>
 </body>

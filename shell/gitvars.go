@@ -127,3 +127,25 @@ func ParseGitVariables(get func(key string) (string, bool)) (GitOptions, error) 
 	}
 	return o, nil
 }
+
+// check refuses options that ParseGitVariables would not have produced, for
+// a caller that fills GitOptions in by hand.
+func (o GitOptions) check() error {
+	switch o.Strategy {
+	case "", GitFetch, GitClone, GitNone:
+	default:
+		return fmt.Errorf("unknown git strategy %q: use GitFetch, GitClone or GitNone", o.Strategy)
+	}
+	switch o.Submodules {
+	case "", SubmodulesNone, SubmodulesNormal, SubmodulesRecursive:
+	default:
+		return fmt.Errorf("unknown submodule strategy %q: use SubmodulesNone, SubmodulesNormal or SubmodulesRecursive", o.Submodules)
+	}
+	if o.Depth < 0 {
+		return fmt.Errorf("git depth %d is negative: use 0 for the whole history", o.Depth)
+	}
+	if o.Attempts < 0 || o.Attempts > MaxGetSourcesAttempts {
+		return fmt.Errorf("%d get_sources attempts: use 1 to %d", o.Attempts, MaxGetSourcesAttempts)
+	}
+	return nil
+}

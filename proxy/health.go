@@ -13,10 +13,10 @@ import (
 )
 
 // health answers /-/healthy (the process serves) and /-/ready (every
-// route's upstream answered recently, see package readiness). detail says
-// whether the client may learn which upstream is not ready: only an
-// authenticated one; a load balancer asking without credentials gets the
-// status alone.
+// probed route's upstream answered recently: see package readiness and
+// routes.Route.Probed). detail says whether the client may learn which
+// upstream is not ready: only an authenticated one; a load balancer asking
+// without credentials gets the status alone.
 func (h *Handler) health(w http.ResponseWriter, r *http.Request, p string, detail bool) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if p == healthyPath {
@@ -30,8 +30,10 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request, p string, detai
 	}
 	rt := h.router.current()
 	names := make([]string, 0, len(rt.table.Routes))
-	for _, route := range rt.table.Routes {
-		names = append(names, route.Name)
+	for i := range rt.table.Routes {
+		if route := &rt.table.Routes[i]; route.Probed() {
+			names = append(names, route.Name)
+		}
 	}
 	failures := h.ready.Check(r.Context(), names, func(ctx context.Context, name string) error {
 		return h.probe(ctx, rt.byName[name])

@@ -143,3 +143,9 @@ func (t *Table) Permitted(id access.Identity) []*Route {
 	}
 	return out
 }
+
+// Probed reports whether /-/ready asks this route's upstream. A route into
+// /debug/ is not probed: a probe of /debug/pprof/profile would take a 30 s
+// CPU profile each time, and such routes go to a server (the runner) whose
+// metrics route already says whether it answers.
+func (r *Route) Probed() bool { return !strings.HasPrefix(r.Upstream.Path, profilingPrefix) }

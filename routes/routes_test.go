@@ -183,3 +183,17 @@ func TestPermitted(t *testing.T) {
 		t.Errorf("Permitted returned copies, not the table's routes")
 	}
 }
+
+// /-/ready never probes into /debug/: a probe of /debug/pprof/profile would
+// take a CPU profile each time.
+func TestProbed(t *testing.T) {
+	for up, want := range map[string]bool{
+		"/metrics": true, "/": true, "/node/metrics": true,
+		"/debug/pprof/": false, "/debug/pprof/profile": false, "/debug/vars": false,
+	} {
+		r := Route{Upstream: Upstream{Path: up}}
+		if got := r.Probed(); got != want {
+			t.Errorf("upstream path %s: Probed %v, want %v", up, got, want)
+		}
+	}
+}

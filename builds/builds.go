@@ -12,18 +12,23 @@ import (
 // Stage is the part of a job being executed.
 type Stage string
 
-// The stages a job goes through, in order.
+// The stages a job goes through, in order: the upstream runner's eight.
 const (
-	StagePrepareScript Stage = "prepare_script"
-	StageGetSources    Stage = "get_sources"
-	StageBuildScript   Stage = "build_script"
-	StageAfterScript   Stage = "after_script"
+	StagePrepareScript     Stage = "prepare_script"
+	StageGetSources        Stage = "get_sources"
+	StageRestoreCache      Stage = "restore_cache"
+	StageDownloadArtifacts Stage = "download_artifacts"
+	StageBuildScript       Stage = "build_script"
+	StageAfterScript       Stage = "after_script"
+	StageArchiveCache      Stage = "archive_cache"
+	StageUploadArtifacts   Stage = "upload_artifacts"
 )
 
 // Stages lists every stage in the order a job goes through them. It is a
 // function so that no caller can change the list for everyone.
 func Stages() []Stage {
-	return []Stage{StagePrepareScript, StageGetSources, StageBuildScript, StageAfterScript}
+	return []Stage{StagePrepareScript, StageGetSources, StageRestoreCache, StageDownloadArtifacts,
+		StageBuildScript, StageAfterScript, StageArchiveCache, StageUploadArtifacts}
 }
 
 // State is where a job stands: running, or the way it ended.

@@ -37,6 +37,10 @@ type Options struct {
 	Client *coordinator.Client
 	// Tracker counts the jobs by stage and state. Default: a new one.
 	Tracker *builds.Tracker
+	// Finished, when set, is told of every job the loop reported: the
+	// runner's name, the state and failure reason sent, and how long the
+	// job took from its request to its report (runnermetrics.Jobs).
+	Finished func(runner, state, failureReason string, took time.Duration)
 	// Logger gets the loop's logs. It never gets tokens, secret values or
 	// a job's JSON. Default: no logging.
 	Logger log.Logger
@@ -71,6 +75,7 @@ type Options struct {
 type Loop struct {
 	client         *coordinator.Client
 	tracker        *builds.Tracker
+	finished       func(runner, state, failureReason string, took time.Duration)
 	logger         log.Logger
 	concurrent     int
 	checkInterval  time.Duration
@@ -125,6 +130,7 @@ func New(opts Options, runners []config.Runner) (*Loop, error) {
 	l := &Loop{
 		client:         opts.Client,
 		tracker:        opts.Tracker,
+		finished:       opts.Finished,
 		logger:         opts.Logger,
 		concurrent:     opts.Concurrent,
 		checkInterval:  opts.CheckInterval,

@@ -12,13 +12,17 @@ import (
 // Name is the runner's name in ci_runner_version_info.
 const Name = "alloy-runner"
 
-// NewRegistry returns a registry with ci_runner_builds (from builds),
-// ci_runner_version_info, and the go_* and process_* collectors. The seed's
+// NewRegistry returns a registry with ci_runner_builds (from builds), the
+// job counters (from jobs; nil for none), ci_runner_version_info, and the
+// go_* and process_* collectors. The seed's
 // ci_docker_machines* and ci_ssh_docker_machines* families belong to the
 // docker+machine executor, which this distribution does not ship, so they are
 // not exported.
-func NewRegistry(builds prometheus.Collector) *prometheus.Registry {
+func NewRegistry(builds prometheus.Collector, jobs *Jobs) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	if jobs != nil {
+		reg.MustRegister(jobs.Collectors()...)
+	}
 	reg.MustRegister(
 		builds,
 		VersionInfo(),

@@ -31,7 +31,7 @@ func BenchmarkRender100Builds(b *testing.B) {
 	for i := range 100 {
 		tracker.Start().SetStage(stages[i%len(stages)])
 	}
-	h := metricsserver.NewHandler(runnermetrics.NewRegistry(tracker), "127.0.0.1", 0)
+	h := metricsserver.NewHandler(runnermetrics.NewRegistry(tracker, nil), "127.0.0.1", 0)
 
 	for _, bc := range []struct {
 		name string

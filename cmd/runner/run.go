@@ -30,6 +30,8 @@ func metricsAddress(c *config.Config, override *string) string {
 }
 
 func runRunner(logger log.Logger, configFile string, override *string) int {
+	jobMetrics := runnermetrics.NewJobs()
+	logger = jobMetrics.CountErrors(logger)
 	cfg, err := config.Load(configFile)
 	if err != nil {
 		level.Error(logger).Log("msg", "cannot start", "err", err)
@@ -41,7 +43,7 @@ func runRunner(logger log.Logger, configFile string, override *string) int {
 	tracker := builds.NewTracker()
 	srv := metricsserver.New(metricsserver.Options{
 		Logger:   log.With(logger, "component", "metrics-server"),
-		Gatherer: runnermetrics.NewRegistry(tracker),
+		Gatherer: runnermetrics.NewRegistry(tracker, jobMetrics),
 		Resolver: net.DefaultResolver,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,9 +58,11 @@ func runRunner(logger log.Logger, configFile string, override *string) int {
 		scancel()
 	}()
 
+	jobMetrics.Runners(runnerNames(cfg.Runners))
 	loop, err := jobs.New(jobs.Options{
 		Client:        coordinator.New(coordinator.Options{}),
 		Tracker:       tracker,
+		Finished:      jobMetrics.Finished,
 		Logger:        log.With(logger, "component", "jobs"),
 		Concurrent:    cfg.Concurrent,
 		CheckInterval: time.Duration(cfg.CheckInterval) * time.Second,
@@ -88,7 +92,7 @@ func runRunner(logger log.Logger, configFile string, override *string) int {
 		case sig := <-sigs:
 			switch {
 			case sig == syscall.SIGHUP:
-				reload(ctx, logger, configFile, override, srv, loop)
+				reload(ctx, logger, configFile, override, srv, loop, jobMetrics)
 			case stopping:
 				// A second stop signal while jobs are still being wound up
 				// (or their results retried) means now.
@@ -110,7 +114,7 @@ func runRunner(logger log.Logger, configFile string, override *string) int {
 // reload re-reads config.toml, moves the metrics server when its address
 // changed, and hands the runners to the job loop. Anything invalid is refused
 // and logged; what runs keeps running.
-func reload(ctx context.Context, logger log.Logger, configFile string, override *string, srv *metricsserver.Server, loop *jobs.Loop) {
+func reload(ctx context.Context, logger log.Logger, configFile string, override *string, srv *metricsserver.Server, loop *jobs.Loop, jm *runnermetrics.Jobs) {
 	cfg, err := config.Load(configFile)
 	if err != nil {
 		level.Error(logger).Log("msg", "reload refused: keeping the running configuration", "err", err)
@@ -123,6 +127,7 @@ func reload(ctx context.Context, logger log.Logger, configFile string, override 
 	if err := srv.Serve(ctx, metricsAddress(cfg, override)); err != nil {
 		level.Error(logger).Log("msg", "reload refused the new metrics_server: the metrics server keeps its address", "err", err)
 	}
+	jm.Runners(runnerNames(cfg.Runners))
 	if err := loop.SetRunners(cfg.Runners); err != nil {
 		level.Error(logger).Log("msg", "reload refused the new runners: keeping the running ones", "err", err)
 		return
@@ -134,4 +139,13 @@ func warnUnknown(logger log.Logger, file string, cfg *config.Config) {
 	for _, k := range cfg.Unknown {
 		level.Warn(logger).Log("msg", "config key not used by this runner, ignored", "file", file, "key", k)
 	}
+}
+
+// runnerNames are the runners' names, the runner label of the job metrics.
+func runnerNames(rs []config.Runner) []string {
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.Name
+	}
+	return names
 }

@@ -100,6 +100,9 @@ func (j *jobRun) run() {
 	<-uploaded
 
 	j.report(res)
+	if j.l.finished != nil {
+		j.l.finished(j.runner.Name, res.update.State, res.update.FailureReason, time.Since(started))
+	}
 	level.Info(j.logger).Log("msg", "job finished", "state", res.update.State, "failure_reason", res.update.FailureReason,
 		"outcome", res.build, "duration", time.Since(started).Round(time.Millisecond))
 }
@@ -142,10 +145,18 @@ func (j *jobRun) execute(ctx context.Context) result {
 
 	// get_sources
 	j.build.SetStage(builds.StageGetSources)
+	gitOpts, err := shell.ParseGitVariables(j.variable)
+	if err != nil {
+		// The project's .alloy-ci.yml is wrong, not the runner: the job's
+		// own failure, with what to change in its trace.
+		j.printf("ERROR: %s\n", err)
+		return scriptFailure("invalid Git variables")
+	}
 	j.printf("Getting source from Git repository\n")
 	err = shell.GetSources(jctx, shell.Sources{
 		RepoURL: j.job.GitInfo.RepoURL, SHA: j.job.GitInfo.Sha, Ref: j.job.GitInfo.Ref,
 		Dir: dir, AllowFetch: j.job.AllowGitFetch, Token: j.job.Token, Env: j.l.env,
+		GitOptions: gitOpts,
 	}, j.out)
 	_ = j.out.Flush()
 	if err != nil {
@@ -245,6 +256,26 @@ func (j *jobRun) scriptResult(ctx, jctx context.Context, timeout time.Duration, 
 			retry:  coordinator.RetryPersistently}
 	}
 	return systemFailure(err.Error())
+}
+
+// variable returns the job's variable key as text (the last one wins, as
+// in the job's environment).
+func (j *jobRun) variable(key string) (string, bool) {
+	var v string
+	found := false
+	for _, kv := range j.job.Variables {
+		if kv.Key == key {
+			v, found = kv.Value, true
+		}
+	}
+	return v, found
+}
+
+// scriptFailure is a job that failed through its own configuration.
+func scriptFailure(msg string) result {
+	return result{build: builds.StateFinished, message: msg, report: true,
+		update: coordinator.Update{State: coordinator.StateFailed, FailureReason: coordinator.ScriptFailure},
+		retry:  coordinator.RetryPersistently}
 }
 
 func systemFailure(msg string) result {

@@ -200,3 +200,22 @@ func TestValidateRunners(t *testing.T) {
 		t.Errorf("error shows a token: %v", err)
 	}
 }
+
+func TestCacheDirAndArtifactsLimit(t *testing.T) {
+	r := Runner{BuildsDir: "/var/lib/alloy-runner/builds"}
+	if got := r.CacheDirectory(); got != "/var/lib/alloy-runner/cache" {
+		t.Errorf("default cache directory %q", got)
+	}
+	if got := r.ArtifactsLimitBytes(); got != 100<<20 {
+		t.Errorf("default artifacts limit %d, want 100 MiB", got)
+	}
+	r.CacheDir, r.ArtifactsLimit = "/srv/cache", 2048
+	if r.CacheDirectory() != "/srv/cache" || r.ArtifactsLimitBytes() != 2<<20 {
+		t.Errorf("set: %q %d", r.CacheDirectory(), r.ArtifactsLimitBytes())
+	}
+	bad := Runner{Name: "a", URL: "https://a.example/", Token: "t", Executor: "shell", Shell: "bash", BuildsDir: "b", ArtifactsLimit: -1}
+	want := `runner "a": artifacts_limit = -1: give the largest artifacts or cache archive in KiB, from 1 to 1073741824 (0 means 102400, 100 MiB)`
+	if err := ValidateRunners([]Runner{bad}); err == nil || err.Error() != want {
+		t.Errorf("negative limit: %v\nwant %s", err, want)
+	}
+}

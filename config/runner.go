@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 )
 
 // Runner is one [[runners]] entry of config.toml: a registration at a
@@ -25,6 +26,33 @@ type Runner struct {
 	Limit int `toml:"limit"`
 	// Shell is the shell for scripts: "bash" (or empty, meaning bash).
 	Shell string `toml:"shell"`
+	// CacheDir is where the jobs' caches are kept, by project and key.
+	// Empty means BuildsDir's sibling "cache" (see CacheDirectory).
+	CacheDir string `toml:"cache_dir"`
+	// ArtifactsLimit bounds an artifacts or cache archive, in KiB as the
+	// upstream runner's output_limit counts; 0 means DefaultArtifactsLimit.
+	// It also bounds what a dependency's archive may unpack to.
+	ArtifactsLimit int64 `toml:"artifacts_limit"`
+}
+
+// DefaultArtifactsLimit is ArtifactsLimit when unset: 100 MiB, in KiB.
+const DefaultArtifactsLimit = 100 * 1024
+
+// ArtifactsLimitBytes is ArtifactsLimit in bytes, the default applied.
+func (r Runner) ArtifactsLimitBytes() int64 {
+	if r.ArtifactsLimit <= 0 {
+		return DefaultArtifactsLimit << 10
+	}
+	return r.ArtifactsLimit << 10
+}
+
+// CacheDirectory is CacheDir, or "cache" beside BuildsDir when unset: the
+// caches outlive the checkouts but stay in the runner's state directory.
+func (r Runner) CacheDirectory() string {
+	if r.CacheDir != "" {
+		return r.CacheDir
+	}
+	return filepath.Join(filepath.Dir(filepath.Clean(r.BuildsDir)), "cache")
 }
 
 // SafeURL is the runner's URL with any password in it hidden, for output.
@@ -73,6 +101,9 @@ func ValidateRunners(runners []Runner) error {
 		}
 		if r.Limit < 0 {
 			errs = append(errs, fmt.Errorf("%s: limit = %d: must be 0 (no limit) or more", where, r.Limit))
+		}
+		if r.ArtifactsLimit < 0 || r.ArtifactsLimit > 1<<30 {
+			errs = append(errs, fmt.Errorf("%s: artifacts_limit = %d: give the largest artifacts or cache archive in KiB, from 1 to %d (0 means %d, 100 MiB)", where, r.ArtifactsLimit, 1<<30, DefaultArtifactsLimit))
 		}
 		if other, dup := registrations[r.Registration()]; dup {
 			errs = append(errs, fmt.Errorf("%s: same url and token as %s: the two entries are one registration; remove one of them", where, other))

@@ -224,7 +224,7 @@ tokens:
 			{Name: "runner", Path: "/metrics", Allow: Allow{Everyone: true},
 				Upstream: Upstream{Raw: "http://127.0.0.1:9252/metrics", Network: "tcp", Address: "127.0.0.1:9252", Host: "127.0.0.1:9252", Path: "/metrics"}},
 			{Name: "node", Path: "/node/metrics", Timeout: 90 * time.Second, MaxResponseBytes: 1 << 20, Allow: Allow{Everyone: true},
-				Upstream: Upstream{Raw: "http://LOCALHOST:09100/metrics", Network: "tcp", Address: "localhost:9100", Host: "localhost:9100", Path: "/metrics"}},
+				Upstream: Upstream{Raw: "http://LOCALHOST:09100/metrics", Network: "tcp", Address: "127.0.0.1:9100", Host: "localhost:9100", Path: "/metrics"}},
 			{Name: "v6", Path: "/v6/", Allow: Allow{ClientSANs: []string{"prometheus.example.com"}},
 				Upstream: Upstream{Raw: "http://[0:0:0:0:0:0:0:1]:9252", Network: "tcp", Address: "[::1]:9252", Host: "[::1]:9252", Path: "/v6/"}},
 			{Name: "sock", Path: "/sock/metrics", Allow: Allow{Everyone: true},

@@ -68,7 +68,7 @@ func (r *Route) OutboundPath(p string) string {
 type Upstream struct {
 	Raw     string // as written (never contains credentials: those are refused)
 	Network string // "tcp" or "unix"
-	Address string // "host:port" for tcp, socket path for unix
+	Address string // "ip:port" for tcp (localhost is 127.0.0.1), socket path for unix
 	Host    string // Host header to send: host:port, or "localhost" for unix
 	Path    string // upstream path
 }

@@ -197,3 +197,18 @@ func TestProbed(t *testing.T) {
 		}
 	}
 }
+
+// localhost, with or without a final dot, is dialled as 127.0.0.1: no
+// resolver decides where a scrape goes, and it shares 127.0.0.1's pool.
+func TestLocalhostIsDialledAsLoopbackLiteral(t *testing.T) {
+	for _, up := range []string{"http://localhost:9100/metrics", "http://localhost.:9100/metrics", "http://LocalHost:9100/metrics"} {
+		tab, problems, _ := Parse([]byte("routes:\n  - {name: node, path: /node/metrics, upstream: '" + up + "'}\n"))
+		if len(problems) != 0 {
+			t.Fatalf("%s: %v", up, problems)
+		}
+		u := tab.Routes[0].Upstream
+		if u.Address != "127.0.0.1:9100" || u.Host != "localhost:9100" || u.Key() != "tcp:127.0.0.1:9100" {
+			t.Errorf("%s: address %q host %q key %q, want 127.0.0.1:9100, localhost:9100, tcp:127.0.0.1:9100", up, u.Address, u.Host, u.Key())
+		}
+	}
+}

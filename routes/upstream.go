@@ -86,14 +86,25 @@ func parseUpstream(raw string) (Upstream, string) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		host = ip.Unmap().String()
 	}
-	addr := joinHostPort(host, n)
+	// Host is sent as written; the address dialled is never a name:
+	// "localhost" (and "localhost.", which listener.IsLoopbackHost also
+	// accepts) is 127.0.0.1, so no resolver, /etc/hosts edit or DNS answer
+	// can ever decide where a scrape goes, and localhost and 127.0.0.1
+	// share one pool.
+	hostHeader := joinHostPort(host, n)
+	dial := host
+	if strings.TrimSuffix(host, ".") == "localhost" {
+		dial = "127.0.0.1"
+		hostHeader = joinHostPort("localhost", n)
+	}
+	addr := joinHostPort(dial, n)
 	p := u.EscapedPath()
 	if p != "" {
 		if err := safepath.Judge(p); err != nil {
 			return Upstream{}, "path is not clean: " + err.Error() + "; write a clean absolute path such as /metrics"
 		}
 	}
-	return Upstream{Raw: raw, Network: "tcp", Address: addr, Host: addr, Path: p}, ""
+	return Upstream{Raw: raw, Network: "tcp", Address: addr, Host: hostHeader, Path: p}, ""
 }
 
 // parseUnix validates "unix:" + rest: an absolute socket path, optionally

@@ -164,6 +164,14 @@ type Options struct {
 	LoopbackHostsOnly func() bool
 	// Authorizer checks credentials; nil allows every request.
 	Authorizer Authorizer
+	// ClientCertsIdentify, when it returns true, adds the SANs of the
+	// connection's verified client certificate to the identity routes are
+	// granted to. It must return true only when every connection must
+	// present a certificate verified against the configured client CA
+	// (RequireAndVerifyClientCert): under the weaker modes a certificate
+	// "verified" against the system roots, or any given one, names nobody.
+	// Nil means never.
+	ClientCertsIdentify func() bool
 	// Logger receives upstream failures (error, rate limited) and refusals
 	// (debug). Nil discards.
 	Logger log.Logger
@@ -184,7 +192,9 @@ type Handler struct {
 	ready  *readiness.Tracker
 	// healthOpen answers /-/healthy and /-/ready before authentication.
 	healthOpen bool
-	logger     log.Logger
+	// certsIdentify says whether verified client certificates name identities.
+	certsIdentify func() bool
+	logger        log.Logger
 	// failures receives upstream failures: rate limited, since clients
 	// can cause them (a tiny scrape timeout, a busy upstream).
 	failures log.Logger
@@ -242,8 +252,10 @@ func New(o Options) (*Handler, error) {
 		auth:       o.Authorizer,
 		ready:      readiness.New(readiness.Options{Now: o.Now}),
 		healthOpen: o.HealthWithoutAuth,
-		logger:     o.Logger,
-		failures:   ratelog.New(o.Logger, "upstream failure"),
+
+		certsIdentify: o.ClientCertsIdentify,
+		logger:        o.Logger,
+		failures:      ratelog.New(o.Logger, "upstream failure"),
 
 		limiter: o.RateLimiter,
 
@@ -357,7 +369,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		id = d.Identity()
 	}
-	id = id.WithPeer(r.TLS)
+	if h.certsIdentify != nil && h.certsIdentify() {
+		id = id.WithPeer(r.TLS)
+	}
 	admission.FromContext(r.Context()).Authenticated()
 	// rate_limit is applied to authenticated requests only: before
 	// authentication, anonymous traffic could spend the shared bucket and

@@ -340,10 +340,11 @@ func TestAttackForbiddenRouteAnswersLikeAnUnknownPath(t *testing.T) {
 	assertRouteCount(t, f.fixture, "pprof", outcomeOK, 1)
 }
 
-// A verified client certificate's SAN is an identity a route can grant;
-// an unverified certificate names nobody.
+// A verified client certificate's SAN is an identity a route can grant
+// when client certificates are required and verified; an unverified
+// certificate names nobody.
 func TestClientSANGrantsARoute(t *testing.T) {
-	f := newRoutesFixture(t, Options{}, `routes:
+	f := newRoutesFixture(t, Options{ClientCertsIdentify: func() bool { return true }}, `routes:
   - name: node
     path: /node/metrics
     upstream: http://{node}/metrics
@@ -371,6 +372,31 @@ func TestClientSANGrantsARoute(t *testing.T) {
 	}
 	if n := len(f.node.requests()); n != 1 {
 		t.Errorf("node received %d requests, want 1", n)
+	}
+}
+
+// Under VerifyClientCertIfGiven (or without a client CA), a certificate
+// "verified" against some CA names nobody: the attack of a client with a
+// publicly signed certificate carrying a granted SAN.
+func TestClientSANIgnoredUnlessCertsAreRequired(t *testing.T) {
+	f := newRoutesFixture(t, Options{ClientCertsIdentify: func() bool { return false }}, `routes:
+  - name: node
+    path: /node/metrics
+    upstream: http://{node}/metrics
+    allow:
+      client_sans: [scraper.test]
+`, nil)
+	leaf := &x509.Certificate{DNSNames: []string{"scraper.test"}}
+	r := httptest.NewRequest(http.MethodGet, "/node/metrics", nil)
+	r.Header = as("prometheus")
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf}}}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	if w.Code != 404 || w.Body.String() != "Not Found\n" {
+		t.Errorf("granted SAN without required certificates: %d %q, want 404", w.Code, w.Body.String())
+	}
+	if n := len(f.node.requests()); n != 0 {
+		t.Errorf("node received %d requests, want 0", n)
 	}
 }
 

@@ -108,16 +108,19 @@ func serve(logger log.Logger, s serveConfig) int {
 			return legacy
 		},
 		HealthWithoutAuth: s.healthWithoutAuth,
-		Timeout:           s.limits.UpstreamTimeout,
-		MaxResponseBytes:  s.maxResponseBytes,
-		UpstreamSlots:     s.upstreamSlots,
-		UpstreamQueue:     s.upstreamQueue,
-		RateLimiter:       func() *rate.Limiter { return current().Limiter },
-		LoopbackHostsOnly: func() bool { return !current().Access().Authenticates() },
-		Authorizer:        authorizer{verifier},
-		Logger:            log.With(logger, "component", "proxy"),
-		Registerer:        reg,
-		Gatherer:          reg,
+		// Only certificates every connection must present, verified against
+		// the configured client CA, name anyone.
+		ClientCertsIdentify: func() bool { return current().Access().ClientCerts },
+		Timeout:             s.limits.UpstreamTimeout,
+		MaxResponseBytes:    s.maxResponseBytes,
+		UpstreamSlots:       s.upstreamSlots,
+		UpstreamQueue:       s.upstreamQueue,
+		RateLimiter:         func() *rate.Limiter { return current().Limiter },
+		LoopbackHostsOnly:   func() bool { return !current().Access().Authenticates() },
+		Authorizer:          authorizer{verifier},
+		Logger:              log.With(logger, "component", "proxy"),
+		Registerer:          reg,
+		Gatherer:            reg,
 	})
 	if err != nil {
 		closeAll()

@@ -27,10 +27,14 @@ type Job struct {
 	Variables     []Variable `json:"variables"`
 	Steps         []Step     `json:"steps"`
 
-	// Features of other executors, kept raw: the shell executor only says
-	// in the trace that it ignored them (see Unsupported).
-	Image        json.RawMessage `json:"image,omitempty"`
-	Services     json.RawMessage `json:"services,omitempty"`
+	// Image and Services are features of other executors, kept raw: the
+	// shell executor only says in the trace that it ignored them (see
+	// Unsupported).
+	Image    json.RawMessage `json:"image,omitempty"`
+	Services json.RawMessage `json:"services,omitempty"`
+	// Artifacts, Cache and Dependencies are kept raw as the coordinator sent
+	// them; ArtifactsSpec, CacheSpec and ArtifactDependencies read them, and
+	// a job whose values they cannot read is Unusable.
 	Artifacts    json.RawMessage `json:"artifacts,omitempty"`
 	Cache        json.RawMessage `json:"cache,omitempty"`
 	Dependencies json.RawMessage `json:"dependencies,omitempty"`
@@ -170,8 +174,9 @@ func (j *Job) Step(name string) (Step, bool) {
 }
 
 // Secrets lists every value the trace and logs must not show: the job token,
-// the values of secret variables, and a password in repo_url. Empty values are
-// left out.
+// the values of secret variables, a password in repo_url, and the tokens of
+// the job's dependencies (found even when the dependencies do not decode).
+// Empty values are left out.
 func (j *Job) Secrets() []string {
 	var out []string
 	add := func(s string) {
@@ -195,12 +200,18 @@ func (j *Job) Secrets() []string {
 			add(base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + p)))
 		}
 	}
+	for _, t := range j.dependencyTokens() {
+		add(t)
+	}
 	return out
 }
 
 // Unsupported lists the features the job asks for that the shell executor
 // does not have (image, services, artifacts, cache, dependencies), in that
-// order. Absent, null, empty and [null] values do not count.
+// order. Absent, null, empty and [null] values do not count. Artifacts, cache
+// and dependencies are listed for a caller that does not handle them; one
+// that does reads ArtifactsSpec, CacheSpec and ArtifactDependencies, and
+// leaves those names out of its warnings.
 func (j *Job) Unsupported() []string {
 	var out []string
 	for _, f := range []struct {
@@ -382,7 +393,7 @@ func (j *Job) check() string {
 	if _, ok := j.Step(StepScript); !ok {
 		return "the job has no script step"
 	}
-	return ""
+	return j.checkSpecs()
 }
 
 // TraceAnswer is the coordinator's answer to a trace chunk.

@@ -7,7 +7,12 @@
 // states and failure reasons, last_update, runner info). AlloyCI
 // (NewFlavor(t, AlloyCI)) answers exactly as the real AlloyCI server does,
 // quirks included (see /work/shared/coordinator-api.md), and records as a
-// violation only what would break the real server or lose data there.
+// violation only what would break the real server or lose data there, and a
+// request with a wrong job token.
+//
+// Both flavors take artifacts uploads and serve downloads (see SetArtifact,
+// Artifact, Uploads, Downloads, HoldUploads): archives are streamed to files
+// of the test's temporary directory, never held in memory.
 // Every violation is reported as a test error when the test ends.
 package coordinatortest
 
@@ -22,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,6 +76,12 @@ type Server struct {
 	maxFlight     int
 	calls         int
 	violations    []string
+
+	dir      string               // the archives the double keeps
+	arts     map[int64]*artifacts // by job id
+	hold     chan struct{}        // closed to release held uploads
+	held     int                  // uploads waiting for hold
+	uploaded atomic.Int64         // upload body bytes read
 }
 
 type runner struct {
@@ -175,6 +187,8 @@ func NewFlavor(t testing.TB, f Flavor) *Server {
 		runners: make(map[string]*runner),
 		jobs:    make(map[int64]*job),
 		nextID:  1000,
+		dir:     t.TempDir(),
+		arts:    make(map[int64]*artifacts),
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -247,6 +261,8 @@ func (s *Server) enqueueLocked(runnerToken string, id int64, token string, paylo
 		status: "pending", loseAt: -1, puts: make(map[string]int)}
 	r.queue = append(r.queue, j)
 	s.jobs[id] = j
+	a := s.artifactsLocked(id)
+	a.token, a.declares, a.enqueued = token, declaresArtifacts(payload), true
 	s.notifyLocked()
 	return id
 }
@@ -445,6 +461,10 @@ func (s *Server) violate(format string, args ...any) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if id, ok := artifactsID(r); ok {
+		s.serveArtifacts(w, r, id) // streamed, not read here
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
 	if err != nil {
 		http.Error(w, "read", http.StatusBadRequest)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/alloyci/hardened-runner/coordinator"
 )
 
 // Variable is a job variable as a project's .alloy-ci.yml gives it. Value is
@@ -29,6 +31,20 @@ type Spec struct {
 	// Timeout is the job's limit in seconds; 0 means 3600. AlloyCI ignores
 	// it: its payload always says 3600 (override with Raw if need be).
 	Timeout int
+	// Artifacts is the job's artifacts: entry, nil for none. AlloyCI
+	// renders it as the map the user wrote ([{...}], only the fields set:
+	// name, paths, untracked when true, when, expire_in; [null] when nil);
+	// Strict as GitLab does (every field, when defaulting to on_success;
+	// no artifacts key when nil). A job with artifacts takes an upload.
+	Artifacts *coordinator.ArtifactsSpec
+	// Cache is the job's cache: entry, nil for none, rendered as Artifacts.
+	Cache *coordinator.CacheSpec
+	// Dependencies are the jobs whose artifacts this one downloads. An
+	// empty Token is filled in with the token the double knows for that id
+	// (see SetArtifact), a nil File from the archive it keeps for it, if
+	// any: AlloyCI says size 2500 whatever the size (builds.ex
+	// map_dependency), Strict the real size.
+	Dependencies []coordinator.Dependency
 	// Raw is merged over the rendered payload's top-level keys, for
 	// malformed-payload tests (e.g. {"steps": 5}); a value Omit removes
 	// the key.
@@ -133,6 +149,7 @@ func (s *Server) EnqueueSpec(runnerToken string, sp Spec) int64 {
 	} else {
 		p = renderStrict(id, tok, sp)
 	}
+	s.renderSpecsLocked(p, sp)
 	for k, v := range sp.Raw {
 		if _, ok := v.(omitted); ok {
 			delete(p, k)
@@ -286,4 +303,86 @@ func cleanRef(ref string) string {
 		prefix = "refs/tags/"
 	}
 	return strings.ReplaceAll(ref, prefix, "")
+}
+
+// renderSpecsLocked renders sp's artifacts, cache and dependencies into p
+// as the double's flavor does.
+func (s *Server) renderSpecsLocked(p map[string]any, sp Spec) {
+	alloy := s.flavor == AlloyCI
+	if a := sp.Artifacts; a != nil {
+		m := map[string]any{}
+		if alloy {
+			setIf(m, "name", a.Name)
+			if a.Paths != nil {
+				m["paths"] = a.Paths
+			}
+			if a.Untracked {
+				m["untracked"] = true
+			}
+			setIf(m, "when", a.When)
+			setIf(m, "expire_in", a.ExpireIn)
+		} else {
+			when := a.When
+			if when == "" {
+				when = coordinator.ArtifactsOnSuccess
+			}
+			m = map[string]any{"name": a.Name, "untracked": a.Untracked, "paths": nonNil(a.Paths), "when": when,
+				"expire_in": a.ExpireIn, "artifact_type": "archive", "artifact_format": "zip"}
+		}
+		p["artifacts"] = []any{m}
+	}
+	if c := sp.Cache; c != nil {
+		m := map[string]any{}
+		if alloy {
+			setIf(m, "key", c.Key)
+			if c.Paths != nil {
+				m["paths"] = c.Paths
+			}
+			if c.Untracked {
+				m["untracked"] = true
+			}
+		} else {
+			m = map[string]any{"key": c.Key, "untracked": c.Untracked, "paths": nonNil(c.Paths), "policy": "pull-push"}
+		}
+		p["cache"] = []any{m}
+	}
+	if len(sp.Dependencies) == 0 {
+		return
+	}
+	deps := []any{}
+	for _, d := range sp.Dependencies {
+		a := s.arts[d.ID]
+		if d.Token == "" {
+			d.Token = jobToken(d.ID)
+			if a != nil {
+				d.Token = a.token
+			}
+		}
+		m := map[string]any{"id": d.ID, "name": d.Name, "token": d.Token}
+		switch {
+		case d.File != nil:
+			m["artifacts_file"] = map[string]any{"filename": d.File.Filename, "size": d.File.Size}
+		case a != nil && a.stored != nil:
+			size := a.stored.size
+			if alloy {
+				size = 2500
+			}
+			m["artifacts_file"] = map[string]any{"filename": a.stored.filename, "size": size}
+		}
+		deps = append(deps, m)
+	}
+	p["dependencies"] = deps
+}
+
+func setIf(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

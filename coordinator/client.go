@@ -1,6 +1,7 @@
 // Package coordinator is the runner's client for the AlloyCI coordinator API
 // (GitLab runner API v4, as docs/DESIGN.md summarises it):
-// registering runners, requesting jobs, and reporting their trace and state.
+// registering runners, requesting jobs, reporting their trace and state, and
+// moving their artifacts.
 //
 // Every call retries transport errors and 5xx answers with exponential
 // back-off, except the registration, which is not idempotent: it is retried
@@ -139,6 +140,10 @@ type Options struct {
 	// Sleep waits d or until ctx is done. Tests inject one that does not
 	// wait. Default: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// MaxArtifactsUpload bounds the body of an artifacts upload, archive
+	// and form together: UploadArtifacts stops instead of sending more.
+	// Default DefaultMaxArtifactsUpload, AlloyCI's limit.
+	MaxArtifactsUpload int64
 }
 
 // Client talks to coordinators. One Client serves every runner entry: the
@@ -152,6 +157,7 @@ type Client struct {
 	maxBackoff    time.Duration
 	sleep         func(ctx context.Context, d time.Duration) error
 	userAgent     string
+	maxUpload     int64
 }
 
 // New returns a Client with opts.
@@ -163,6 +169,10 @@ func New(opts Options) *Client {
 		minBackoff:    opts.MinBackoff,
 		maxBackoff:    opts.MaxBackoff,
 		sleep:         opts.Sleep,
+		maxUpload:     opts.MaxArtifactsUpload,
+	}
+	if c.maxUpload <= 0 {
+		c.maxUpload = DefaultMaxArtifactsUpload
 	}
 	if c.http == nil {
 		c.http = NewHTTPClient()
@@ -226,10 +236,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // call is one API request, built again for every attempt.
 type call struct {
-	method  string
-	base    string // the runner's url from config.toml
-	path    string // below base, e.g. "api/v4/jobs/request"
-	body    []byte
+	method string
+	base   string // the runner's url from config.toml
+	path   string // below base, e.g. "api/v4/jobs/request"
+	body   []byte
+	// open, when set instead of body, makes a fresh body for each attempt,
+	// streamed (its length unknown, so sent chunked). A failure of its own
+	// (see localError) is not retried.
+	open    func() (io.ReadCloser, error)
 	ctype   string
 	headers map[string]string
 	retry   Retry
@@ -277,12 +291,15 @@ func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
 		return nil, fmt.Errorf("%s %s: %w", c.method, c.path, err)
 	}
 	shown := redactURL(u)
-	backoff := cl.minBackoff
-	var slept time.Duration
-	for attempt := 1; ; attempt++ {
+	r := cl.retrier(c.retry)
+	for {
 		resp, connected, err := cl.once(ctx, c, u)
 		var lastErr error
+		var local *localError
 		switch {
+		case errors.As(err, &local):
+			// The request body failed here, not on the way: final.
+			return nil, fmt.Errorf("%s %s: %w", c.method, shown, local.err)
 		case err != nil:
 			lastErr = fmt.Errorf("%s %s: %w", c.method, shown, transportError(err))
 			if c.once && (connected || !beforeSending(err)) {
@@ -297,34 +314,74 @@ func (cl *Client) do(ctx context.Context, c call) (*http.Response, error) {
 		default:
 			return resp, nil
 		}
-		if ctx.Err() != nil {
-			return nil, lastErr
+		if err := r.next(ctx, lastErr); err != nil {
+			return nil, err
 		}
-		switch c.retry {
-		case RetryPersistently:
-			if slept >= cl.persistWindow {
-				return nil, fmt.Errorf("%w (gave up after %d attempts over %s of back-off)", lastErr, attempt, slept)
-			}
-		default:
-			if attempt >= cl.attempts {
-				return nil, fmt.Errorf("%w (gave up after %d attempts)", lastErr, attempt)
-			}
-		}
-		// Jitter spreads the retries of many runners after an outage.
-		d := backoff/2 + rand.N(backoff/2+1)
-		if err := cl.sleep(ctx, d); err != nil {
-			return nil, lastErr
-		}
-		slept += d
-		backoff = min(2*backoff, cl.maxBackoff)
 	}
 }
+
+// retrier counts the attempts of one call and waits between them.
+type retrier struct {
+	cl       *Client
+	retry    Retry
+	attempts int
+	backoff  time.Duration
+	slept    time.Duration
+}
+
+func (cl *Client) retrier(retry Retry) *retrier {
+	return &retrier{cl: cl, retry: retry, backoff: cl.minBackoff}
+}
+
+// next is called after a failed attempt, whose error is lastErr. It waits
+// and returns nil when the call should be tried again, or returns the error
+// to give up with: lastErr itself once ctx is done, or lastErr saying how
+// often it was tried.
+func (r *retrier) next(ctx context.Context, lastErr error) error {
+	r.attempts++
+	if ctx.Err() != nil {
+		return lastErr
+	}
+	switch r.retry {
+	case RetryPersistently:
+		if r.slept >= r.cl.persistWindow {
+			return fmt.Errorf("%w (gave up after %d attempts over %s of back-off)", lastErr, r.attempts, r.slept)
+		}
+	default:
+		if r.attempts >= r.cl.attempts {
+			return fmt.Errorf("%w (gave up after %d attempts)", lastErr, r.attempts)
+		}
+	}
+	// Jitter spreads the retries of many runners after an outage.
+	d := r.backoff/2 + rand.N(r.backoff/2+1)
+	if err := r.cl.sleep(ctx, d); err != nil {
+		return lastErr
+	}
+	r.slept += d
+	r.backoff = min(2*r.backoff, r.cl.maxBackoff)
+	return nil
+}
+
+// localError is a request body that failed on this side (the file could not
+// be read, or grew past a limit): trying again would not help.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
 
 // once makes one attempt. connected reports whether the transport got a
 // connection for it, after which some of the request may have been sent.
 func (cl *Client) once(ctx context.Context, c call, u *url.URL) (resp *http.Response, connected bool, err error) {
 	var body io.Reader
-	if c.body != nil {
+	var stream io.ReadCloser
+	switch {
+	case c.open != nil:
+		var err error
+		if stream, err = c.open(); err != nil {
+			return nil, false, &localError{err}
+		}
+		body = stream
+	case c.body != nil:
 		body = bytes.NewReader(c.body)
 	}
 	var got atomic.Bool
@@ -333,9 +390,12 @@ func (cl *Client) once(ctx context.Context, c call, u *url.URL) (resp *http.Resp
 	})
 	req, err := http.NewRequestWithContext(ctx, c.method, u.String(), body)
 	if err != nil {
+		if stream != nil {
+			_ = stream.Close()
+		}
 		return nil, false, err
 	}
-	if c.body != nil {
+	if c.body != nil || c.open != nil {
 		req.Header.Set("Content-Type", c.ctype)
 	}
 	req.Header.Set("Accept", "application/json")
@@ -344,6 +404,17 @@ func (cl *Client) once(ctx context.Context, c call, u *url.URL) (resp *http.Resp
 		req.Header.Set(k, v)
 	}
 	resp, err = cl.http.Do(req)
+	if stream != nil {
+		// The transport closes the body too; closing it here as well makes
+		// sure whatever feeds it has stopped before the next attempt.
+		_ = stream.Close()
+		if f, ok := stream.(interface{ failure() error }); ok && f.failure() != nil {
+			if resp != nil {
+				drain(resp)
+			}
+			return nil, got.Load(), &localError{f.failure()}
+		}
+	}
 	return resp, got.Load(), err
 }
 

@@ -6,9 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -171,5 +175,57 @@ func TestDoubleRefusesJSONBodiesOver8MB(t *testing.T) {
 				t.Fatalf("violations %q", v)
 			}
 		})
+	}
+}
+
+// No error or message of the package is formatted from a value whose name
+// says it is a token: a static check of every fmt and errors call in the
+// package's code, so that a new error cannot show one by mistake.
+func TestNoMessageFormatsAToken(t *testing.T) {
+	fset := token.NewFileSet()
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*ast.File
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, e.Name(), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	checked := 0
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			c, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := c.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			pkgName, ok := sel.X.(*ast.Ident)
+			if !ok || (pkgName.Name != "fmt" && pkgName.Name != "errors") {
+				return true
+			}
+			checked++
+			for _, arg := range c.Args {
+				ast.Inspect(arg, func(n ast.Node) bool {
+					if id, ok := n.(*ast.Ident); ok && strings.Contains(strings.ToLower(id.Name), "token") {
+						t.Errorf("%s: %s.%s is given %s", fset.Position(id.Pos()), pkgName.Name, sel.Sel.Name, id.Name)
+					}
+					return true
+				})
+			}
+			return true
+		})
+	}
+	if checked < 50 {
+		t.Fatalf("only %d fmt and errors calls found: is the check looking at the package?", checked)
 	}
 }

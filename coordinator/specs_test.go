@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/alloyci/hardened-runner/coordinator"
+	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
 )
 
 // decodeVia sends body as the job AlloyCI hands out and returns it decoded.
@@ -172,5 +173,58 @@ func TestDependencyTokensAreSecrets(t *testing.T) {
 	bad := decodeVia(t, fmt.Sprintf(specJob, `,"dependencies":[{"id":"41","token":"dep-token-odd"},7,{"token":""}]`))
 	if bad.Unusable == "" || !strings.Contains(strings.Join(bad.Secrets(), "|"), "dep-token-odd") {
 		t.Errorf("unusable %q, Secrets() = %q: want the token of a malformed dependency masked", bad.Unusable, bad.Secrets())
+	}
+}
+
+// Each flavor of the double renders a Spec's artifacts, cache and
+// dependencies so that they decode to what the Spec says.
+func TestSpecsAgainstFlavors(t *testing.T) {
+	for _, f := range coordinatortest.Flavors() {
+		t.Run(string(f), func(t *testing.T) {
+			d := coordinatortest.NewFlavor(t, f)
+			d.AddRunner("rt")
+			zip := makeZip(t, map[string]string{"dist/app": "binary"})
+			d.SetArtifact(41, "token-of-41", zip)
+			d.EnqueueSpec("rt", coordinatortest.Spec{Script: []string{"true"},
+				Artifacts: &coordinator.ArtifactsSpec{Paths: []string{"dist/"}, ExpireIn: "1 week"},
+				Cache:     &coordinator.CacheSpec{Key: "deps", Paths: []string{"vendor/"}},
+				Dependencies: []coordinator.Dependency{{ID: 41, Name: "build"},
+					{ID: 40, Name: "lint", Token: "given", File: &coordinator.ArtifactsFile{Filename: "x.zip", Size: 9}}},
+			})
+			job, _, err := newClient(&sleeps{}).RequestJob(context.Background(), d.URL, "rt", "")
+			if err != nil || job == nil || job.Unusable != "" {
+				t.Fatalf("job=%v err=%v", job, err)
+			}
+			a, ok := job.ArtifactsSpec()
+			if !ok || !reflect.DeepEqual(*a, coordinator.ArtifactsSpec{Paths: []string{"dist/"}, When: "on_success", ExpireIn: "1 week"}) {
+				t.Errorf("ArtifactsSpec = %+v, %v", a, ok)
+			}
+			c, ok := job.CacheSpec()
+			if !ok || !reflect.DeepEqual(*c, coordinator.CacheSpec{Key: "deps", Paths: []string{"vendor/"}}) {
+				t.Errorf("CacheSpec = %+v, %v", c, ok)
+			}
+			size := int64(len(zip))
+			if f == coordinatortest.AlloyCI {
+				size = 2500 // builds.ex map_dependency
+			}
+			want := []coordinator.Dependency{
+				{ID: 41, Name: "build", Token: "token-of-41", File: &coordinator.ArtifactsFile{Filename: "artifacts.zip", Size: size}},
+				{ID: 40, Name: "lint", Token: "given", File: &coordinator.ArtifactsFile{Filename: "x.zip", Size: 9}},
+			}
+			if got := job.ArtifactDependencies(); !reflect.DeepEqual(got, want) {
+				t.Errorf("dependencies = %+v, want %+v", got, want)
+			}
+			finish(t, d, job)
+		})
+	}
+}
+
+// finish reports job successful so the double is content.
+func finish(t *testing.T, d *coordinatortest.Server, job *coordinator.Job) {
+	t.Helper()
+	tr := "x"
+	if _, err := newClient(&sleeps{}).UpdateJob(context.Background(), d.URL, job.ID, job.Token,
+		coordinator.Update{State: coordinator.StateSuccess, Trace: &tr}, coordinator.RetryBriefly); err != nil {
+		t.Errorf("update: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // tree is a set of paths below a directory with what each is: "file 0644
@@ -103,7 +104,12 @@ func makeTree(t testing.TB, root string, tr tree) {
 				err = os.Chmod(p, fromUnixPerm(m))
 			}
 		case "dir":
-			err = os.Mkdir(p, 0o755)
+			var m uint32
+			fmt.Sscanf(rest, "%o", &m)
+			err = os.Mkdir(p, 0o700)
+			if err == nil {
+				err = os.Chmod(p, fromUnixPerm(m))
+			}
 		case "link":
 			err = os.Symlink(rest, p)
 		default:
@@ -112,6 +118,94 @@ func makeTree(t testing.TB, root string, tr tree) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	makeTree(t, src, tree{
+		"README":            "file 0644 read me",
+		"build":             "dir 0755",
+		"build/tool":        "file 0755 #!/bin/sh",
+		"build/lib":         "dir 0700",
+		"build/lib/a.so":    "file 0600 ELF",
+		"build/lib/link":    "link ../tool",
+		"build/setuid":      "file 4755 suid",
+		"build/open":        "file 0666 world-writable",
+		"current":           "link build",
+		"dangling":          "link not-yet",
+		"empty":             "file 0644 ",
+		"name with spaces":  "file 0644 spaces",
+		"unicodé/ü.txt":     "file 0644 u",
+		"unicodé":           "dir 0755",
+		"skipped.tmp":       "file 0644 not selected",
+		"build/lib/.hidden": "file 0644 hidden",
+	})
+	if got := readTree(t, src)["build/setuid"]; got != "file 4755 suid" {
+		t.Fatalf("the source's setuid file is %q; the test needs it setuid", got)
+	}
+	mtime := time.Date(2024, 2, 29, 12, 30, 45, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(src, "build/tool"), mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+
+	files, warnings, err := Select(src, []string{"build/", "README", "current", "dangling", "empty", "name with spaces", "unicodé/*.txt"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFiles := []string{"README", "build/lib/.hidden", "build/lib/a.so", "build/lib/link", "build/open", "build/setuid", "build/tool", "current", "dangling", "empty", "name with spaces", "unicodé/ü.txt"}
+	if !slices.Equal(files, wantFiles) {
+		t.Fatalf("Select = %q, want %q", files, wantFiles)
+	}
+	wantWarnings := []string{`pattern "current" is a symlink to a directory: only the symlink is archived; write "current/**" for the files it points to`}
+	if !slices.Equal(warnings, wantWarnings) {
+		t.Fatalf("warnings = %q, want %q", warnings, wantWarnings)
+	}
+
+	zipPath := filepath.Join(t.TempDir(), "artifacts.zip")
+	if err := WriteFileAtomic(zipPath, func(w io.Writer) error { return Write(w, src, files, 0) }); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(zipPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Extract(f, fi.Size(), dst, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+
+	// Directories are created 0755; files keep only their execute bit.
+	want := tree{
+		"README":            "file 0644 read me",
+		"build":             "dir 0755",
+		"build/tool":        "file 0755 #!/bin/sh",
+		"build/lib":         "dir 0755",
+		"build/lib/a.so":    "file 0644 ELF",
+		"build/lib/link":    "link ../tool",
+		"build/lib/.hidden": "file 0644 hidden",
+		"build/setuid":      "file 0755 suid",
+		"build/open":        "file 0644 world-writable",
+		"current":           "link build",
+		"dangling":          "link not-yet",
+		"empty":             "file 0644 ",
+		"name with spaces":  "file 0644 spaces",
+		"unicodé":           "dir 0755",
+		"unicodé/ü.txt":     "file 0644 u",
+	}
+	if got := readTree(t, dst); !mapsEqual(got, want) {
+		t.Errorf("extracted tree:\n%s\nwant:\n%s", got, want)
+	}
+	gi, err := os.Stat(filepath.Join(dst, "build/tool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !gi.ModTime().Equal(mtime) {
+		t.Errorf("build/tool mtime = %v, want %v", gi.ModTime().UTC(), mtime)
 	}
 }
 

@@ -10,6 +10,10 @@
 // directory holds afterwards free of symlinks that lead out of it, which a
 // later script could follow.
 //
+// What os.Root does not stop, this package does not either: a hard link or
+// a bind mount inside the project directory is read as what it is, so a
+// job's hard link to a file it can read elsewhere archives that file.
+//
 // Select chooses the files from artifacts:paths or cache:paths, Write streams
 // them into a zip, and Extract unpacks an archive made by another job, which
 // it treats as untrusted. WriteFileAtomic stores an archive, such as a cache,

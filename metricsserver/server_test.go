@@ -22,7 +22,7 @@ import (
 )
 
 func handler() http.Handler {
-	return NewHandler(runnermetrics.NewRegistry(builds.NewTracker()), "metrics.internal", 5)
+	return NewHandler(runnermetrics.NewRegistry(builds.NewTracker(), nil), "metrics.internal", 5)
 }
 
 func do(h http.Handler, method, target, host string) *httptest.ResponseRecorder {
@@ -171,7 +171,7 @@ func (fakeResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, 
 }
 
 func newServer() *Server {
-	return New(Options{Gatherer: runnermetrics.NewRegistry(builds.NewTracker()), Resolver: fakeResolver{}})
+	return New(Options{Gatherer: runnermetrics.NewRegistry(builds.NewTracker(), nil), Resolver: fakeResolver{}})
 }
 
 func get(t *testing.T, c *http.Client, url string) int {

@@ -46,6 +46,7 @@ const hashHint = "give the sha256 line printed by metrics-proxy hash-token"
 // fileYAML is the file as written.
 type fileYAML struct {
 	Routes []route           `yaml:"routes"`
+	Admin  *allowFields      `yaml:"admin"`
 	Tokens map[string]string `yaml:"tokens"`
 }
 
@@ -140,6 +141,10 @@ func (p *parser) parse(content []byte) *Table {
 		p.problem("routes: lists %d routes, more than the %d allowed; merge routes with a prefix path (one ending in /)", len(f.Routes), maxRoutes)
 	default:
 		t.Routes = p.routes(f.Routes, f.Tokens)
+	}
+	if f.Admin != nil {
+		a := p.allow("", *f.Admin, f.Tokens)
+		t.Admin = &a
 	}
 	t.Tokens = p.tokens(f.Tokens)
 	return t
@@ -254,14 +259,20 @@ func profiling(up string, prefix bool) (string, bool) {
 }
 
 // allow validates an explicit allow:.
+// label names the route ("route pprof"); key is "allow", or "admin" for
+// the file's admin: (then label is "").
 func (p *parser) allow(label string, a allowFields, tokens map[string]string) Allow {
+	key, where := "allow", label+": "
+	if label == "" {
+		key, where = "admin", ""
+	}
 	for _, l := range []struct {
 		key  string
 		list []string
 	}{{"users", a.Users}, {"client_sans", a.ClientSANs}, {"tokens", a.Tokens}} {
 		for _, v := range l.list {
 			if v == "" {
-				p.problem("%s: allow.%s has an empty entry; remove it", label, l.key)
+				p.problem("%s%s.%s has an empty entry; remove it", where, key, l.key)
 				break
 			}
 		}
@@ -272,14 +283,16 @@ func (p *parser) allow(label string, a allowFields, tokens map[string]string) Al
 		}
 		switch {
 		case isSHA256Hex(name):
-			p.problem("%s: allow.tokens lists a sha256 (not shown) where a token name belongs; list the token's name from tokens:, e.g. node-scraper", label)
+			p.problem("%s%s.tokens lists a sha256 (not shown) where a token name belongs; list the token's name from tokens:, e.g. node-scraper", where, key)
 		case nameRE.MatchString(name):
-			p.problem("%s: allow.tokens names %s, which is not under tokens:; add it there (metrics-proxy hash-token makes one) or fix the name", label, name)
+			p.problem("%s%s.tokens names %s, which is not under tokens:; add it there (metrics-proxy hash-token makes one) or fix the name", where, key, name)
 		default:
-			p.problem("%s: allow.tokens names a token (not shown) that is not under tokens:; list names from tokens:, e.g. node-scraper", label)
+			p.problem("%s%s.tokens names a token (not shown) that is not under tokens:; list names from tokens:, e.g. node-scraper", where, key)
 		}
 	}
-	if len(a.Users) == 0 && len(a.ClientSANs) == 0 && len(a.Tokens) == 0 {
+	if len(a.Users) == 0 && len(a.ClientSANs) == 0 && len(a.Tokens) == 0 && label == "" {
+		p.warn("admin: names no user, client SAN or token, so nobody may read /proxy/metrics; list who may, e.g. admin: {users: [prometheus]}, or remove admin: to let the identities granted every route read it")
+	} else if len(a.Users) == 0 && len(a.ClientSANs) == 0 && len(a.Tokens) == 0 {
 		p.warn("%s: allow: names no user, client SAN or token, so it allows nobody; list who may, e.g. allow: {users: [oncall]}, or remove allow: to admit every authenticated client", label)
 	}
 	return Allow{Users: a.Users, ClientSANs: a.ClientSANs, Tokens: a.Tokens}

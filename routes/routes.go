@@ -23,7 +23,13 @@ import (
 
 // Table is one validated routes file. Immutable.
 type Table struct {
-	Routes []Route                      // file order
+	Routes []Route // file order
+	// Admin, from admin:, names who may read the proxy's own metrics and
+	// the readiness of every route. Nil (no admin:) means the identities
+	// granted every route: the proxy's metrics name every route and count
+	// the refused ones, so whoever reads them must be allowed to know them
+	// all.
+	Admin  *Allow
 	Tokens map[string][sha256.Size]byte // token name -> SHA-256 of the token
 }
 
@@ -142,6 +148,20 @@ func (t *Table) Permitted(id access.Identity) []*Route {
 		}
 	}
 	return out
+}
+
+// IsAdmin reports whether id may read the proxy's own metrics and the
+// readiness of every route (see Table.Admin).
+func (t *Table) IsAdmin(id access.Identity) bool {
+	if t.Admin != nil {
+		return t.Admin.Permits(id)
+	}
+	for i := range t.Routes {
+		if !t.Routes[i].Allow.Permits(id) {
+			return false
+		}
+	}
+	return true
 }
 
 // Probed reports whether /-/ready asks this route's upstream. A route into

@@ -212,3 +212,38 @@ func TestLocalhostIsDialledAsLoopbackLiteral(t *testing.T) {
 		}
 	}
 }
+
+// Without admin:, the proxy's own pages are for the identities granted every
+// route; admin: names them instead.
+func TestAdmin(t *testing.T) {
+	const routesYAML = `routes:
+  - {name: runner, path: /metrics, upstream: 'http://127.0.0.1:9252/metrics'}
+  - name: pprof
+    path: /debug/pprof/
+    upstream: 'http://127.0.0.1:9252/debug/pprof/'
+    allow: {users: [oncall]}
+`
+	prometheus, oncall := access.Identity{User: "prometheus"}, access.Identity{User: "oncall"}
+	tab, problems, _ := Parse([]byte(routesYAML))
+	if len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	if tab.IsAdmin(prometheus) || !tab.IsAdmin(oncall) {
+		t.Errorf("default admin: prometheus %v oncall %v, want false true", tab.IsAdmin(prometheus), tab.IsAdmin(oncall))
+	}
+	tab, problems, _ = Parse([]byte(routesYAML + "admin: {users: [prometheus]}\n"))
+	if len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	if !tab.IsAdmin(prometheus) || tab.IsAdmin(oncall) {
+		t.Errorf("admin: [prometheus]: prometheus %v oncall %v, want true false", tab.IsAdmin(prometheus), tab.IsAdmin(oncall))
+	}
+	_, problems, _ = Parse([]byte(routesYAML + "admin: {tokens: [nope]}\n"))
+	if want := "admin.tokens names nope, which is not under tokens:; add it there (metrics-proxy hash-token makes one) or fix the name"; len(problems) != 1 || problems[0] != want {
+		t.Errorf("unknown admin token: %q, want %q", problems, want)
+	}
+	_, _, warnings := Parse([]byte(routesYAML + "admin: {}\n"))
+	if want := "admin: names no user, client SAN or token, so nobody may read /proxy/metrics; list who may, e.g. admin: {users: [prometheus]}, or remove admin: to let the identities granted every route read it"; len(warnings) != 1 || warnings[0] != want {
+		t.Errorf("empty admin: %q", warnings)
+	}
+}

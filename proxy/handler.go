@@ -294,14 +294,18 @@ func New(o Options) (*Handler, error) {
 }
 
 // routesChanged follows a new routes table: per-route series for its
-// routes (and none left for removed ones), readiness evidence for them only.
+// routes (and none left for removed ones), readiness evidence for its
+// upstream servers only.
 func (h *Handler) routesChanged(c *routing) {
 	names := make([]string, 0, len(c.table.Routes))
-	for _, r := range c.table.Routes {
+	keys := make([]string, 0, len(c.table.Routes))
+	for i := range c.table.Routes {
+		r := &c.table.Routes[i]
 		names = append(names, r.Name)
+		keys = append(keys, c.served[r].pool.key)
 	}
 	h.metrics.routes(names)
-	h.ready.Forget(names)
+	h.ready.Forget(keys)
 }
 
 // CloseIdleConnections closes the pooled connections to the upstream, for a
@@ -349,7 +353,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// For load balancers: no credentials, so nothing but the status,
 		// and the connection is not kept for a client never authenticated.
 		closeAfter(w)
-		h.health(w, r, p, false)
+		h.health(w, r, p, nil)
 		return
 	}
 	if h.auth != nil {
@@ -387,6 +391,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := h.router.current()
 	switch {
 	case p == selfMetricsPath && h.self != nil:
+		if !rt.table.IsAdmin(id) {
+			// The proxy's metrics name every route and count the refused
+			// ones: for those who may know every route only.
+			h.refuse(w, r, refusal.ForbiddenRoute, "the proxy's own metrics are for admin: only")
+			return
+		}
 		h.metrics.count(outcomeOK)
 		h.self.ServeHTTP(w, r)
 		return
@@ -396,7 +406,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case p == healthyPath || p == readyPath:
 		h.metrics.count(outcomeOK)
-		h.health(w, r, p, true)
+		h.health(w, r, p, &id)
 		return
 	}
 	route, ok := rt.table.Match(p)

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/alloyci/hardened-runner/access"
 	"io"
 	"net/http"
 	"strings"
@@ -12,16 +14,17 @@ import (
 	"github.com/alloyci/hardened-runner/refusal"
 )
 
-// health answers /-/healthy (the process serves) and /-/ready (every
-// probed route's upstream answered recently: see package readiness and
-// routes.Route.Probed). detail says whether the client may learn which
-// upstream is not ready: only an authenticated one; a load balancer asking
-// without credentials gets the status alone.
-func (h *Handler) health(w http.ResponseWriter, r *http.Request, p string, detail bool) {
+// health answers /-/healthy (the process serves) and /-/ready (the probed
+// routes' upstreams answered recently: see package readiness and
+// routes.Route.Probed). id is the authenticated identity, nil for a load
+// balancer asking without credentials: that one gets the status of every
+// route alone; an identity learns about the routes it may use (an admin
+// about all of them), by name.
+func (h *Handler) health(w http.ResponseWriter, r *http.Request, p string, id *access.Identity) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if p == healthyPath {
 		w.WriteHeader(http.StatusOK)
-		if detail {
+		if id != nil {
 			_, _ = io.WriteString(w, "metrics-proxy is healthy.\n")
 		} else {
 			_, _ = io.WriteString(w, http.StatusText(http.StatusOK)+"\n")
@@ -29,18 +32,33 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request, p string, detai
 		return
 	}
 	rt := h.router.current()
-	names := make([]string, 0, len(rt.table.Routes))
+	// One check per upstream server, in the name of the routes to it this
+	// client may know of: routes to one server are up or down together.
+	var (
+		keys    []string
+		byKey   = map[string]*served{}
+		visible = map[string][]string{}
+	)
+	all := id == nil || rt.table.IsAdmin(*id)
 	for i := range rt.table.Routes {
-		if route := &rt.table.Routes[i]; route.Probed() {
-			names = append(names, route.Name)
+		route := &rt.table.Routes[i]
+		if !all && !route.Allow.Permits(*id) {
+			continue
 		}
+		s := rt.served[route]
+		key := s.pool.key
+		if route.Probed() && byKey[key] == nil {
+			byKey[key] = s
+			keys = append(keys, key)
+		}
+		visible[key] = append(visible[key], route.Name)
 	}
-	failures := h.ready.Check(r.Context(), names, func(ctx context.Context, name string) error {
-		return h.probe(ctx, rt.byName[name])
+	failures := h.ready.Check(r.Context(), keys, func(ctx context.Context, key string) error {
+		return h.probe(ctx, byKey[key])
 	})
 	if len(failures) == 0 {
 		w.WriteHeader(http.StatusOK)
-		if detail {
+		if id != nil {
 			_, _ = io.WriteString(w, "metrics-proxy is ready.\n")
 		} else {
 			_, _ = io.WriteString(w, http.StatusText(http.StatusOK)+"\n")
@@ -48,14 +66,19 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request, p string, detai
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
-	if !detail {
+	if id == nil {
 		_, _ = io.WriteString(w, http.StatusText(http.StatusServiceUnavailable)+"\n")
 		return
 	}
 	var b strings.Builder
 	b.WriteString("metrics-proxy is not ready:\n")
 	for _, f := range failures {
-		fmt.Fprintf(&b, "route %s: %v\n", f.Name, f.Err)
+		names := visible[f.Name]
+		what := "route " + names[0]
+		if len(names) > 1 {
+			what = "routes " + strings.Join(names, ", ")
+		}
+		fmt.Fprintf(&b, "%s: %v\n", what, f.Err)
 	}
 	_, _ = io.WriteString(w, b.String())
 }
@@ -114,7 +137,7 @@ func describeFailure(err error, timeout time.Duration) error {
 // client did not shorten shows it does not. Cancels, the proxy's own busy
 // answer and timeouts of the client's choosing say nothing.
 func (h *Handler) recordReadiness(s *served, outcome string, failure error, shortened bool) {
-	route := s.route.Name
+	route := s.pool.key
 	switch outcome {
 	case outcomeOK, refusal.ResponseTooLarge.Outcome():
 		h.ready.Record(route, nil)

@@ -28,14 +28,16 @@ func (l link) Href() template.HTMLAttr {
 }
 
 // landingLinks are the pages id may use: the routes granted to it, in the
-// routes file's order, then the proxy's own.
+// routes file's order, then the proxy's own (its metrics for admins only).
 func landingLinks(rt *routing, id access.Identity) []link {
 	var links []link
 	for _, r := range rt.table.Permitted(id) {
 		links = append(links, link{Path: r.Path, Text: "route " + r.Name})
 	}
+	if rt.table.IsAdmin(id) {
+		links = append(links, link{Path: selfMetricsPath, Text: "the proxy's own metrics"})
+	}
 	return append(links,
-		link{Path: selfMetricsPath, Text: "the proxy's own metrics"},
 		link{Path: healthyPath, Text: "health"},
 		link{Path: readyPath, Text: "readiness of every route's upstream"},
 	)

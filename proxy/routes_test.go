@@ -550,7 +550,8 @@ func TestRouteSeriesFollowTheTable(t *testing.T) {
 	}
 
 	f.reload(t, strings.Replace(runnerAndSockRoutes, "name: sock\n", "name: sock-v2\n", 1))
-	w := f.get("/proxy/metrics", "prometheus")
+	// oncall is granted every route after the reload: an admin by default.
+	w := f.get("/proxy/metrics", "oncall")
 	after := []string{"pprof", "runner", "sock-v2"}
 	want := routeExposition(after, map[string]int{"runner/ok": 1, "pprof/forbidden_route": 1})
 	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want), "metrics_proxy_route_requests_total"); err != nil {
@@ -657,20 +658,23 @@ func TestRouteTimeoutAndSizeLimit(t *testing.T) {
 	assertRouteCount(t, f.fixture, "page", outcomeOK, 1)
 	assertCount(t, f.fixture, refusal.ResponseTooLarge.Outcome(), 1)
 
-	// The slow route's timeout was its upstream's doing: /-/ready says so
-	// without asking it again. The others served, so none is probed.
+	// Readiness is per upstream server: the slow route's timeout was its
+	// server's doing, but the same server answered the runner route after
+	// it, and that evidence stands. Every server served, so none is probed.
 	probesBefore := len(f.runner.requests()) + len(f.node.requests())
 	w := f.get("/-/ready", "prometheus")
-	if want := "metrics-proxy is not ready:\nroute slow: no answer within the route's timeout\n"; w.Code != http.StatusServiceUnavailable || w.Body.String() != want {
-		t.Errorf("/-/ready: %d %q, want 503 %q", w.Code, w.Body, want)
+	if want := "metrics-proxy is ready.\n"; w.Code != http.StatusOK || w.Body.String() != want {
+		t.Errorf("/-/ready: %d %q, want 200 %q", w.Code, w.Body, want)
 	}
 	if n := len(f.runner.requests()) + len(f.node.requests()); n != probesBefore {
 		t.Errorf("/-/ready sent %d probes, want none: every route has evidence", n-probesBefore)
 	}
 }
 
-// landingOwn are the proxy's own lines of the text landing page.
-const landingOwn = "/proxy/metrics\tthe proxy's own metrics\n/-/healthy\thealth\n/-/ready\treadiness of every route's upstream\n"
+// landingOwn are the proxy's own lines of the text landing page for an
+// identity that is not an admin: in hostRoutes nobody is granted every
+// route, so nobody sees /proxy/metrics.
+const landingOwn = "/-/healthy\thealth\n/-/ready\treadiness of every route's upstream\n"
 
 // The landing page lists what this identity may use and nothing else, as
 // text for scripts and as HTML for a browser.
@@ -1037,5 +1041,65 @@ func TestRouterNeverGoesBackToAnOlderTable(t *testing.T) {
 	}
 	if got := poolKeys(f.h.router); !slices.Contains(got, "tcp:"+f.addrs["{down}"]) {
 		t.Errorf("pools %q: the new upstream's pool was dropped", got)
+	}
+}
+
+// The attack: an identity granted only some routes reads the proxy's own
+// pages to learn the others. /proxy/metrics is for admins (by default the
+// identities granted every route) and answers others exactly like an
+// unknown path; /-/ready names only the routes the identity may use.
+func TestSelfPagesDoNotRevealOtherRoutes(t *testing.T) {
+	f := newRoutesFixture(t, Options{Now: clocktest.New(time.Now()).Now}, `routes:
+  - name: runner
+    path: /metrics
+    upstream: http://{runner}/metrics
+  - name: secret
+    path: /secret/metrics
+    upstream: http://{down}/metrics
+    allow:
+      users: [oncall]
+`, nil)
+	unknown := f.get("/no/such/page", "prometheus")
+	self := f.get("/proxy/metrics", "prometheus")
+	if self.Code != 404 || self.Body.String() != unknown.Body.String() || headerString(self.Header()) != headerString(unknown.Header()) {
+		t.Errorf("non-admin /proxy/metrics: %d %q %v, want exactly the unknown path's %d %q %v",
+			self.Code, self.Body, self.Header(), unknown.Code, unknown.Body, unknown.Header())
+	}
+	if w := f.get("/-/ready", "prometheus"); w.Code != 200 || w.Body.String() != "metrics-proxy is ready.\n" {
+		t.Errorf("prometheus /-/ready: %d %q, want 200: the down route is not its business", w.Code, w.Body)
+	}
+	if w := f.get("/-/ready", "oncall"); w.Code != 503 || w.Body.String() != "metrics-proxy is not ready:\nroute secret: connection refused (is it running?)\n" {
+		t.Errorf("oncall /-/ready: %d %q", w.Code, w.Body)
+	}
+	w := f.get("/proxy/metrics", "oncall")
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `route="secret"`) {
+		t.Errorf("admin /proxy/metrics: %d, secret route shown: %v", w.Code, strings.Contains(w.Body.String(), `route="secret"`))
+	}
+	lines := func(who string) string { return f.get("/", who).Body.String() }
+	if strings.Contains(lines("prometheus"), "/proxy/metrics") || !strings.Contains(lines("oncall"), "/proxy/metrics") {
+		t.Errorf("landing pages:\nprometheus:\n%s\noncall:\n%s", lines("prometheus"), lines("oncall"))
+	}
+}
+
+// Routes to one server are one readiness check: two routes on a server
+// with no evidence cost one probe, reported under both names.
+func TestReadyProbesEachServerOnce(t *testing.T) {
+	f := newRoutesFixture(t, Options{Now: clocktest.New(time.Now()).Now}, `routes:
+  - name: a
+    path: /a
+    upstream: http://{down}/a
+  - name: b
+    path: /b
+    upstream: http://{down}/b
+  - name: runner
+    path: /metrics
+    upstream: http://{runner}/metrics
+`, nil)
+	w := f.get("/-/ready", "prometheus")
+	if want := "metrics-proxy is not ready:\nroutes a, b: connection refused (is it running?)\n"; w.Code != 503 || w.Body.String() != want {
+		t.Errorf("/-/ready: %d %q, want 503 %q", w.Code, w.Body, want)
+	}
+	if n := len(f.runner.requests()); n != 1 {
+		t.Errorf("runner probed %d times, want 1", n)
 	}
 }

@@ -392,3 +392,46 @@ func TestWatchRoutesFileAlone(t *testing.T) {
 		t.Fatalf("routes file not applied: %+v", c.Access())
 	}
 }
+
+// The attack: a write cut off just before a route's allow: (or before
+// admin:) parses, and would open the route to everyone. The reload is
+// refused and the last good routes stay; narrowing still reloads.
+func TestReloadCannotDropAnAllow(t *testing.T) {
+	dir := t.TempDir()
+	routesFile := filepath.Join(dir, "routes.yml")
+	const head = `routes:
+  - name: runner
+    path: /metrics
+    upstream: http://127.0.0.1:9252/metrics
+  - name: node
+    path: /node/metrics
+    upstream: http://127.0.0.1:9100/metrics
+`
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(routesFile, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(head + "    allow:\n      users: [prometheus]\nadmin:\n  users: [prometheus]\n")
+	s, err := NewStore("", StoreOptions{RoutesFile: routesFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, content, want string }{
+		{"allow cut", head, routesFile + ": route node lost its allow:, which would open it to every authenticated client; a half-written file looks the same, so opening a route needs a restart of metrics-proxy (or write allow: with the identities instead)"},
+		{"admin cut", head + "    allow:\n      users: [prometheus]\n", routesFile + ": admin: was removed, which would let every identity granted all routes read the proxy's own metrics; a half-written file looks the same, so that needs a restart of metrics-proxy"},
+	} {
+		write(c.content)
+		if err := s.Reload(); err == nil || err.Error() != c.want {
+			t.Errorf("%s: reload error %v\nwant %s", c.name, err, c.want)
+		}
+		if r := s.Current().Routes.Routes[1]; r.Allow.Everyone {
+			t.Errorf("%s: node is open to everyone after a refused reload", c.name)
+		}
+	}
+	write(head + "    allow:\n      users: [oncall]\nadmin:\n  users: [oncall]\n")
+	if err := s.Reload(); err != nil {
+		t.Fatalf("narrowing reload refused: %v", err)
+	}
+}

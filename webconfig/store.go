@@ -26,8 +26,8 @@ type StoreOptions struct {
 	// nil means time.Now.
 	Now func() time.Time
 	// OnChange is called on each successful reload with the new Config,
-	// once it is Current and before the reload is logged; not for the
-	// initial load. Calls are serialised with reloads: it must
+	// just before it becomes Current (so credentials change before the
+	// routes that grant to them); not for the initial load. Calls are serialised with reloads: it must
 	// not call Reload.
 	OnChange func(*Config)
 	// Accept, when set, is an extra condition every Config must meet, the
@@ -156,15 +156,17 @@ func (s *Store) reloadLocked() error {
 		level.Error(s.opts.Logger).Log("msg", "Web config reload failed; still serving the last good config", "file", s.path, "err", err)
 		return err
 	}
+	// OnChange before the swap: the verifier has the new users and tokens
+	// before the new routes grant anything to them, so a removed
+	// credential stops working no later than its grants change, and by the
+	// time the reload is reported, whoever depends on it has it.
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(cfg)
+	}
 	s.cur.Store(cfg)
 	s.stats.successes.Add(1)
 	s.stats.lastOK.Store(true)
 	s.stats.lastSuccessUnixNano.Store(now.UnixNano())
-	// OnChange before the log line: by the time the reload is reported,
-	// whoever depends on it (the verifier's users) has it.
-	if s.opts.OnChange != nil {
-		s.opts.OnChange(cfg)
-	}
 	level.Info(s.opts.Logger).Log("msg", "Web config reloaded", "file", s.path, "tls", cfg.TLSEnabled(), "users", len(cfg.Web.Users), "routes", routeCount(cfg))
 	s.logWarnings(cfg)
 	return nil
@@ -188,8 +190,38 @@ func (s *Store) compatible(next *Config) error {
 	if gone := cur.Access().Removed(next.Access()); len(gone) > 0 {
 		return fmt.Errorf("%s: removing %s needs a restart of metrics-proxy; the running config requires %s", s.path, gone[0].Setting, gone[0].Requires)
 	}
+	if err := s.narrowingOnly(cur, next); err != nil {
+		return err
+	}
 	if cur.TLSEnabled() && cur.Web.HTTPConfig.HTTP2 != next.Web.HTTPConfig.HTTP2 {
 		return errors.New(s.path + ": changing http_server_config.http2 needs a restart of metrics-proxy")
+	}
+	return nil
+}
+
+// narrowingOnly refuses a routes reload that opens to everyone what named
+// who may use it: a route that had allow: and has none, or admin: removed.
+// A write cut off before a route's allow: (or before admin:, at the end)
+// still parses and looks exactly like that, so opening up takes a restart,
+// as removing an authentication factor does. Narrowing, renaming and
+// adding routes reload as usual.
+func (s *Store) narrowingOnly(cur, next *Config) error {
+	if cur.Routes == nil || next.Routes == nil {
+		return nil
+	}
+	named := map[string]bool{}
+	for _, r := range cur.Routes.Routes {
+		if !r.Allow.Everyone {
+			named[r.Name] = true
+		}
+	}
+	for _, r := range next.Routes.Routes {
+		if r.Allow.Everyone && named[r.Name] {
+			return fmt.Errorf("%s: route %s lost its allow:, which would open it to every authenticated client; a half-written file looks the same, so opening a route needs a restart of metrics-proxy (or write allow: with the identities instead)", s.files.Routes, r.Name)
+		}
+	}
+	if cur.Routes.Admin != nil && next.Routes.Admin == nil {
+		return fmt.Errorf("%s: admin: was removed, which would let every identity granted all routes read the proxy's own metrics; a half-written file looks the same, so that needs a restart of metrics-proxy", s.files.Routes)
 	}
 	return nil
 }

@@ -159,3 +159,14 @@ func (s *Store) syncWatches(w *fsnotify.Watcher) {
 		}
 	}
 }
+
+// StartWatch is Watch in its own goroutine, with every watch placed before
+// it returns: a change written after StartWatch returns is never missed
+// (metrics-proxy starts it before it says it is listening).
+func (s *Store) StartWatch(ctx context.Context) {
+	wl := s.newWatchLoop()
+	go func() {
+		defer wl.close()
+		wl.run(ctx)
+	}()
+}

@@ -150,13 +150,18 @@ func serve(logger log.Logger, s serveConfig) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if store != nil {
+		// Watches placed before the "listening" line, so no edit after it
+		// waits for the slow poll.
+		store.StartWatch(ctx)
+	}
 	for _, a := range d.Addrs() {
 		level.Info(logger).Log("msg", "listening", "address", a.String(), "tls", cfg.TLSEnabled(),
 			"auth", cfg.Access().Mode(), "routes", routesSource(s))
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	go keepConfigCurrent(ctx, hup, logger, store)
 
 	err = d.Serve(ctx)
@@ -208,17 +213,10 @@ func openWebConfig(logger log.Logger, reg prometheus.Registerer, files webconfig
 	return store, store.Current, nil
 }
 
-// keepConfigCurrent reloads the web config when its files change and at
-// each SIGHUP, until ctx ends. A failed reload is logged by the store, which
-// keeps the last good config.
+// keepConfigCurrent reloads the config at each SIGHUP, until ctx ends (the
+// store's watch reloads on changes). A failed reload is logged by the store,
+// which keeps the last good config.
 func keepConfigCurrent(ctx context.Context, hup <-chan os.Signal, logger log.Logger, store *webconfig.Store) {
-	if store != nil {
-		go func() {
-			if err := store.Watch(ctx); err != nil && ctx.Err() == nil {
-				level.Warn(logger).Log("msg", "not watching the web config for changes; reload with SIGHUP", "err", err)
-			}
-		}()
-	}
 	for {
 		select {
 		case <-ctx.Done():

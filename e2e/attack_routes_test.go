@@ -78,6 +78,9 @@ func startRoutesDoor(t *testing.T, runnerH, nodeH http.HandlerFunc, args ...stri
 		Routes: routesDoorFile(d.Runner.Addr, d.Node.Addr, sum),
 		Args:   args,
 	})
+	// The proxy's own metrics are for the identities granted every route
+	// (no admin: here): oncall reads them.
+	d.User, d.Password = oncallUser, oncallPassword
 	return d
 }
 
@@ -410,13 +413,12 @@ func TestAttackRoutesForbiddenLooksUnknown(t *testing.T) {
 	}
 }
 
-// The proxy's own pages are open to every authenticated identity, and two
-// of them tell an identity not granted pprof what the 404 hides:
-// /proxy/metrics exports every route's name and counts a forbidden route
-// apart from an unknown path (forbidden_route versus forbidden_path, by
-// route), and /-/ready names the route whose upstream is down.
+// The proxy's own pages tell an identity nothing the 404 hides: for
+// prometheus, not granted pprof, /proxy/metrics (which names every route and
+// counts forbidden routes apart) is the same 404 as an unknown path, and
+// /-/ready judges only the routes it may use; oncall, granted every route,
+// reads both in full.
 func TestAttackRoutesSelfPagesOracle(t *testing.T) {
-	t.Skip("BUG: /proxy/metrics and /-/ready tell an authenticated identity the names of routes not granted to it, and /proxy/metrics tells a forbidden route from an unknown path")
 	t.Parallel()
 	up := startUpstream(t, nil)
 	oncallHash := hashPassword(t, oncallPassword, 10)
@@ -436,50 +438,21 @@ func TestAttackRoutesSelfPagesOracle(t *testing.T) {
 `, up.URL, freeAddr(t)),
 	})
 	c := p.client(goodSrc)
-	m0 := p.selfMetrics(t, c)
-	if strings.Contains(m0, "pprof") {
-		t.Errorf("prometheus, not granted pprof, reads its name in /proxy/metrics:\n%s", grepLines(m0, "pprof"))
+	unknown := p.getAs(t, c, "/no/such/page", defaultUser, defaultPassword)
+	self := p.getAs(t, c, "/proxy/metrics", defaultUser, defaultPassword)
+	unknown.Header.Del("Date")
+	self.Header.Del("Date")
+	if self.Status != 404 || self.Body != unknown.Body || headerString(self.Header) != headerString(unknown.Header) {
+		t.Errorf("prometheus /proxy/metrics: %d %q\n%s\nwant exactly the unknown path's %d %q\n%s",
+			self.Status, self.Body, headerString(self.Header), unknown.Status, unknown.Body, headerString(unknown.Header))
 	}
-	p.get(t, c, "/debug/pprof/heap")
-	m1 := p.selfMetrics(t, c)
-	p.get(t, c, "/debug/pprog/heap")
-	m2 := p.selfMetrics(t, c)
-	forbidden, unknown := metricDelta(m0, m1), metricDelta(m1, m2)
-	if forbidden != unknown {
-		t.Errorf("/proxy/metrics moved differently for a forbidden route:\n%s\nand an unknown path:\n%s", forbidden, unknown)
+	if r := p.getAs(t, c, "/-/ready", defaultUser, defaultPassword); r.Status != 200 || r.Body != "metrics-proxy is ready.\n" {
+		t.Errorf("prometheus /-/ready: %d %q; want 200: the runner route it may use is up", r.Status, r.Body)
 	}
-	r := p.get(t, c, "/-/ready")
-	if r.Status != 503 || strings.Contains(r.Body, "pprof") {
-		t.Errorf("prometheus /-/ready: %d %q; want 503 without the name of a route not granted to it", r.Status, r.Body)
+	p.User, p.Password = oncallUser, oncallPassword
+	if m := p.selfMetrics(t, c); !strings.Contains(m, `route="pprof"`) {
+		t.Errorf("oncall, an admin by default, does not see the pprof route in /proxy/metrics")
 	}
-}
-
-// grepLines returns the lines of s that contain sub.
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// metricDelta lists the request-counting series of metrics_proxy_* that
-// differ between two expositions (outcome and route counters only: the
-// scrape of /proxy/metrics itself is counted ok in both).
-func metricDelta(a, b string) string {
-	var out []string
-	for _, l := range strings.Split(b, "\n") {
-		if !strings.HasPrefix(l, "metrics_proxy_requests_total") && !strings.HasPrefix(l, "metrics_proxy_route_requests_total") {
-			continue
-		}
-		series, _, _ := strings.Cut(l, " ")
-		if metric(a, series) != metric(b, series) && !strings.Contains(series, `outcome="ok"`) {
-			out = append(out, fmt.Sprintf("%s +%v", series, metric(b, series)-max(metric(a, series), 0)))
-		}
-	}
-	return strings.Join(out, "\n")
 }
 
 // profilingRoutes is a routes file with the runner's /metrics for everyone
@@ -510,7 +483,6 @@ func profilingRoutes(runnerURL, timeout string) string {
 // who is not granted pprof, sends GET /debug/pprof/profile and GET
 // /debug/pprof/ to the runner.
 func TestAttackRoutesReadyProbesProfiling(t *testing.T) {
-	t.Skip("BUG: /-/ready probes profiling routes (GET /debug/pprof/profile, /debug/pprof/) for anyone who may ask /-/ready, anonymous clients included with --web.health-without-auth")
 	t.Parallel()
 	oncallHash := hashPassword(t, oncallPassword, 10)
 	web := func(k *pki) string {
@@ -544,7 +516,6 @@ func TestAttackRoutesReadyProbesProfiling(t *testing.T) {
 // /-/ready reports a runner that serves as not ready, and every probe a
 // second later starts the next profile.
 func TestAttackRoutesReadyProbeHoldsCPUProfile(t *testing.T) {
-	t.Skip("BUG: an anonymous /-/ready (--web.health-without-auth) makes the runner take a 30 s CPU profile through an exact /debug/pprof/profile route; oncall's own profile then gets 500; with a route timeout under 30 s /-/ready is 503 for good")
 	t.Parallel()
 	_, runnerAddr := startRunner(t, "concurrent = 1\n", "--metrics-server", "127.0.0.1:0")
 	oncallHash := hashPassword(t, oncallPassword, 10)
@@ -708,7 +679,6 @@ func TestAttackRoutesReadyFloodWithoutAuth(t *testing.T) {
 // time, so the exporter carries two probes at once where one was promised
 // ("one probe at a time per upstream").
 func TestAttackRoutesReadyOneProbePerUpstream(t *testing.T) {
-	t.Skip("BUG: /-/ready probes each route, not each upstream: two routes to one exporter get two probes at once (and two a second under a flood)")
 	t.Parallel()
 	var (
 		mu             sync.Mutex
@@ -976,7 +946,6 @@ func (p *proxy) writeRoutesHalf(t *testing.T, head string) (finish func(rest str
 // factor in such a write is refused (it needs a restart); dropping a
 // route's allow: widens it silently.
 func TestAttackRoutesReloadTruncatedAllowWidensRoute(t *testing.T) {
-	t.Skip("BUG: a routes file cut before a route's allow: (a half-finished write) is applied, and the route is then open to every authenticated identity")
 	t.Parallel()
 	node := startUpstream(t, nil)
 	tokenFile, sum := newToken(t, t.TempDir())
@@ -1250,7 +1219,6 @@ func TestAttackRoutesUpstreamHeadersDropped(t *testing.T) {
 // that very port is never reached: 502. The promise is one of two: such
 // an upstream is refused, or it is dialled on loopback.
 func TestAttackRoutesUpstreamLocalhostDotStaysLoopback(t *testing.T) {
-	t.Skip("BUG: an upstream http://localhost.:PORT is accepted as loopback but resolved through DNS at every dial (Go's resolver does not match localhost. in /etc/hosts)")
 	t.Parallel()
 	node := startUpstream(t, nil)
 	_, port, _ := net.SplitHostPort(node.Addr)
@@ -1300,7 +1268,6 @@ func startProxyEnv(t *testing.T, k *pki, web, routes string, env ...string) *pro
 // Without client_ca_file the certificate only has to chain to a system
 // root (SSL_CERT_FILE stands in for the system roots here: any public CA).
 func TestAttackRoutesClientSANsWithoutRequiredCerts(t *testing.T) {
-	t.Skip("BUG: with client_auth_type VerifyClientCertIfGiven, client_sans grants match verified certificates (system roots without client_ca_file), though the proxy warns they match nobody")
 	t.Parallel()
 	for _, withCA := range []bool{true, false} {
 		runner := startUpstream(t, nil)

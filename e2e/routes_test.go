@@ -124,6 +124,9 @@ func startOneDoor(t *testing.T, args ...string) *oneDoor {
 		Routes: hostRoutes(runnerAddr, node.Addr, sum),
 		Args:   args,
 	})
+	// selfMetrics reads /proxy/metrics as oncall, the one identity granted
+	// every route and so, without admin:, the one that may read it.
+	p.User, p.Password = oncallUser, oncallPassword
 	return &oneDoor{proxy: p, Node: node, NodeBin: bin, Token: strings.TrimSpace(readFile(t, tokenFile)), TokenFile: tokenFile}
 }
 
@@ -185,7 +188,9 @@ func TestRoutesLandingPage(t *testing.T) {
 	t.Parallel()
 	d := startOneDoor(t)
 	c := d.client("127.0.0.2")
-	own := "/proxy/metrics\tthe proxy's own metrics\n/-/healthy\thealth\n/-/ready\treadiness of every route's upstream\n"
+	// /proxy/metrics only for oncall, the one granted every route.
+	own := "/-/healthy\thealth\n/-/ready\treadiness of every route's upstream\n"
+	self := "/proxy/metrics\tthe proxy's own metrics\n"
 	metricsRoutes := "/metrics\troute runner\n/node/metrics\troute node\n"
 	for _, tc := range []struct {
 		who  string
@@ -193,7 +198,7 @@ func TestRoutesLandingPage(t *testing.T) {
 		want string
 	}{
 		{"prometheus", authHeader(defaultUser, defaultPassword), metricsRoutes + own},
-		{"oncall", authHeader(oncallUser, oncallPassword), metricsRoutes + "/debug/pprof/\troute pprof\n" + own},
+		{"oncall", authHeader(oncallUser, oncallPassword), metricsRoutes + "/debug/pprof/\troute pprof\n" + self + own},
 		{"token", bearer(d.Token), metricsRoutes + own},
 	} {
 		r := do(t, c, "GET", d.URL+"/", tc.hdr)

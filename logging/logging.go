@@ -30,7 +30,13 @@ func AddFlags(app *kingpin.Application) *Config {
 
 // New returns a logger writing to w in the configured format, filtered at the
 // configured level, with a UTC timestamp and the caller on every line.
-func New(c Config, w io.Writer) (log.Logger, error) {
+func New(c Config, w io.Writer) (log.Logger, error) { return NewObserved(c, w, nil) }
+
+// NewObserved is New with observe (when not nil) wrapped around the logger
+// under the timestamp and caller: it sees every line, with its level, before
+// the level filter, and adds no key or stack frame to what is written (the
+// runner counts its warn and error lines this way).
+func NewObserved(c Config, w io.Writer, observe func(log.Logger) log.Logger) (log.Logger, error) {
 	var l log.Logger
 	switch c.Format {
 	case "", "logfmt":
@@ -54,5 +60,8 @@ func New(c Config, w io.Writer) (log.Logger, error) {
 		return nil, fmt.Errorf("unknown log level %q: use debug, info, warn or error", c.Level)
 	}
 	l = level.NewFilter(l, opt)
+	if observe != nil {
+		l = observe(l)
+	}
 	return log.With(l, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller), nil
 }

@@ -54,7 +54,7 @@ func NewJobs() *Jobs {
 			Buckets: []float64{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
 		}, []string{"runner"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ci_runner_errors",
+			Name: "ci_runner_errors_total",
 			Help: "Log lines the runner wrote at level warn and error, by level: a rising rate says to read its log.",
 		}, []string{"level"}),
 		known: map[string]bool{},
@@ -101,7 +101,9 @@ func (j *Jobs) Finished(runner, state, failureReason string, took time.Duration)
 }
 
 // CountErrors returns a logger that passes every line to next and counts
-// those at level warn and error in ci_runner_errors.
+// those at level warn and error in ci_runner_errors_total. (The name keeps
+// the counter suffix Prometheus's conventions and promtool require; the
+// upstream runner's old ci_runner_errors lacked it.)
 func (j *Jobs) CountErrors(next log.Logger) log.Logger {
 	return log.LoggerFunc(func(keyvals ...any) error {
 		for i := 0; i+1 < len(keyvals); i += 2 {

@@ -14,7 +14,7 @@ import (
 
 func isJobFamily(n string) bool {
 	switch n {
-	case "ci_runner_jobs_total", "ci_runner_failed_jobs_total", "ci_runner_job_duration_seconds", "ci_runner_errors":
+	case "ci_runner_jobs_total", "ci_runner_failed_jobs_total", "ci_runner_job_duration_seconds", "ci_runner_errors_total":
 		return true
 	}
 	return false
@@ -27,10 +27,10 @@ func TestJobFamiliesStartAtZero(t *testing.T) {
 	j.Runners([]string{"build-1"})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(j.Collectors()...)
-	want := `# HELP ci_runner_errors Log lines the runner wrote at level warn and error, by level: a rising rate says to read its log.
-# TYPE ci_runner_errors counter
-ci_runner_errors{level="error"} 0
-ci_runner_errors{level="warn"} 0
+	want := `# HELP ci_runner_errors_total Log lines the runner wrote at level warn and error, by level: a rising rate says to read its log.
+# TYPE ci_runner_errors_total counter
+ci_runner_errors_total{level="error"} 0
+ci_runner_errors_total{level="warn"} 0
 # HELP ci_runner_failed_jobs_total Failed jobs by runner and failure_reason: script_failure (the job's script failed), runner_system_failure (the runner could not run it: sources, cache, artifacts, a bad job), job_execution_timeout.
 # TYPE ci_runner_failed_jobs_total counter
 ci_runner_failed_jobs_total{failure_reason="job_execution_timeout",runner="build-1"} 0
@@ -41,7 +41,7 @@ ci_runner_failed_jobs_total{failure_reason="script_failure",runner="build-1"} 0
 ci_runner_jobs_total{runner="build-1",state="failed"} 0
 ci_runner_jobs_total{runner="build-1",state="success"} 0
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ci_runner_errors", "ci_runner_failed_jobs_total", "ci_runner_jobs_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ci_runner_errors_total", "ci_runner_failed_jobs_total", "ci_runner_jobs_total"); err != nil {
 		t.Error(err)
 	}
 	if n := testutil.CollectAndCount(j.duration, "ci_runner_job_duration_seconds"); n != 1 {

@@ -13,6 +13,7 @@ import (
 	"github.com/alloyci/hardened-runner/config"
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/logging"
+	"github.com/alloyci/hardened-runner/runnermetrics"
 )
 
 const defaultConfig = "/etc/alloy-runner/config.toml"
@@ -56,7 +57,9 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "alloy-runner: %v; see alloy-runner --help\n", err)
 		return 2
 	}
-	logger, err := logging.New(*logCfg, os.Stderr)
+	// The job metrics count the log's warn and error lines, from the first.
+	jobMetrics := runnermetrics.NewJobs()
+	logger, err := logging.NewObserved(*logCfg, os.Stderr, jobMetrics.CountErrors)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "alloy-runner: %v\n", err)
 		return 2
@@ -67,7 +70,7 @@ func run(args []string) int {
 		if metricsFlagSet {
 			override = metricsFlag
 		}
-		return runRunner(logger, *configFile, override)
+		return runRunner(logger, jobMetrics, *configFile, override)
 	case regCmd.FullCommand():
 		return register(os.Stdout, os.Stderr, *configFile, reg)
 	case verifyCmd.FullCommand():

@@ -29,9 +29,7 @@ func metricsAddress(c *config.Config, override *string) string {
 	return c.MetricsServer
 }
 
-func runRunner(logger log.Logger, configFile string, override *string) int {
-	jobMetrics := runnermetrics.NewJobs()
-	logger = jobMetrics.CountErrors(logger)
+func runRunner(logger log.Logger, jobMetrics *runnermetrics.Jobs, configFile string, override *string) int {
 	cfg, err := config.Load(configFile)
 	if err != nil {
 		level.Error(logger).Log("msg", "cannot start", "err", err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-kit/log"
@@ -107,7 +108,31 @@ func (j *jobRun) run() {
 		"outcome", res.build, "duration", time.Since(started).Round(time.Millisecond))
 }
 
-// execute runs the job's stages and says how it ended.
+// workspace is what a job's stages share: where it runs, its environment,
+// the variables that tune the stages, and the contexts that stop it.
+type workspace struct {
+	// outer ends with a cancel on the coordinator, a revoked job token or
+	// the runner's abort; ctx is outer bounded by the job's timeout.
+	outer, ctx context.Context
+	timeout    time.Duration
+	// dir is the project directory; tmp is the runner's scratch directory
+	// for the job beside it (scripts, archives in transit), which the job's
+	// files never share.
+	dir, tmp string
+	env      []string
+	expand   func(string) string
+	opts     stageOptions
+}
+
+// stoppedIn is stopped for the job running in w.
+func (j *jobRun) stoppedIn(w *workspace) (result, bool) { return j.stopped(w.outer, w.ctx, w.timeout) }
+
+// execute runs the job's stages in the upstream runner's order and says how
+// it ended. A stage before build_script that fails ends the job there; after
+// it, after_script runs whatever the result, then archive_cache on success,
+// then upload_artifacts as artifacts: when says. A job that was stopped
+// (canceled, token revoked, runner aborting) runs none of the stages after
+// its script: the coordinator no longer wants its results.
 func (j *jobRun) execute(ctx context.Context) result {
 	timeout := j.l.defaultTimeout
 	if t := j.job.RunnerInfo.Timeout; t > 0 {
@@ -116,70 +141,115 @@ func (j *jobRun) execute(ctx context.Context) result {
 	jctx, cancel := context.WithTimeoutCause(ctx, timeout, errTimedOut)
 	defer cancel()
 
-	// prepare_script
+	w, release, res, ok := j.prepare(ctx, jctx, timeout)
+	if !ok {
+		return res
+	}
+	defer release()
+	defer os.RemoveAll(w.tmp)
+	script, _ := j.job.Step(coordinator.StepScript)
+
+	if res, ok := j.getSources(w); !ok {
+		return res
+	}
+	cache, err := j.cache(w)
+	if err != nil {
+		return systemFailure(err.Error())
+	}
+	j.restoreCache(w, cache)
+	if res, stopped := j.stoppedIn(w); stopped {
+		return res
+	}
+	if res, ok := j.downloadArtifacts(w); !ok {
+		return res
+	}
+
+	j.build.SetStage(builds.StageBuildScript)
+	j.printf("Executing \"step_script\" stage of the job script\n")
+	err = shell.RunScript(jctx, shell.Script{
+		Name: "script", Commands: script.Script, Dir: w.dir, Env: w.env, ScriptDir: w.tmp,
+	}, j.out)
+	_ = j.out.Flush()
+	res = j.scriptResult(ctx, jctx, timeout, err)
+	res = j.afterScript(w, res)
+	if ctx.Err() != nil {
+		return res
+	}
+	if cacheWanted(res) {
+		j.archiveCache(w, cache)
+	}
+	return j.uploadArtifacts(w, res)
+}
+
+// prepare is prepare_script: the trace's header, the checks of the job, its
+// directories, environment and stage variables. ok is false with the job's
+// result when it cannot run.
+func (j *jobRun) prepare(ctx, jctx context.Context, timeout time.Duration) (w *workspace, release func(), res result, ok bool) {
 	j.header()
 	if why := j.job.Unusable; why != "" {
 		// The coordinator marked the job running when it handed it out:
 		// it must be reported, with the reason in its trace.
 		level.Warn(j.logger).Log("msg", "the coordinator sent a job this runner cannot use; reporting it failed", "reason", why)
 		j.printf("ERROR: this runner cannot use the job the coordinator sent: %s\n", why)
-		return systemFailure("unusable job: " + why)
+		return nil, nil, systemFailure("unusable job: " + why), false
 	}
-	script, ok := j.job.Step(coordinator.StepScript)
-	if !ok {
-		return systemFailure("the job has no script step")
+	if _, ok := j.job.Step(coordinator.StepScript); !ok {
+		return nil, nil, systemFailure("the job has no script step"), false
 	}
 	base, err := filepath.Abs(j.runner.BuildsDir)
 	if err != nil {
-		return systemFailure("builds_dir: " + err.Error())
+		return nil, nil, systemFailure("builds_dir: " + err.Error()), false
 	}
 	buildsDir := filepath.Join(base, j.runnerID)
 	if err := os.MkdirAll(buildsDir, 0o700); err != nil {
-		return systemFailure("creating the builds directory: " + err.Error())
+		return nil, nil, systemFailure("creating the builds directory: " + err.Error()), false
 	}
 	dir, release := j.l.projectDir(buildsDir, projectName(j.job.JobInfo))
-	defer release()
-	tmp := dir + ".tmp"
-	defer os.RemoveAll(tmp)
 	env := j.env(dir, base)
-
-	// get_sources
-	j.build.SetStage(builds.StageGetSources)
-	gitOpts, err := shell.ParseGitVariables(j.variable)
-	if err != nil {
+	w = &workspace{outer: ctx, ctx: jctx, timeout: timeout, dir: dir, tmp: dir + ".tmp", env: env,
+		expand: expander(env, len(j.l.env))}
+	opts, errs := parseStageOptions(j.variable)
+	if len(errs) > 0 {
+		release()
 		// The project's .alloy-ci.yml is wrong, not the runner: the job's
 		// own failure, with what to change in its trace.
-		j.printf("ERROR: %s\n", err)
-		return scriptFailure("invalid Git variables")
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			j.printf("ERROR: %s\n", e)
+			msgs[i] = e.Error()
+		}
+		return nil, nil, scriptFailure("invalid variables: " + strings.Join(msgs, "; ")), false
 	}
+	w.opts = opts
+	return w, release, result{}, true
+}
+
+// getSources is get_sources: the checkout as the Git variables say.
+func (j *jobRun) getSources(w *workspace) (result, bool) {
+	j.build.SetStage(builds.StageGetSources)
 	j.printf("Getting source from Git repository\n")
-	err = shell.GetSources(jctx, shell.Sources{
+	err := shell.GetSources(w.ctx, shell.Sources{
 		RepoURL: j.job.GitInfo.RepoURL, SHA: j.job.GitInfo.Sha, Ref: j.job.GitInfo.Ref,
-		Dir: dir, AllowFetch: j.job.AllowGitFetch, Token: j.job.Token, Env: j.l.env,
-		GitOptions: gitOpts,
+		Dir: w.dir, AllowFetch: j.job.AllowGitFetch, Token: j.job.Token, Env: j.l.env,
+		GitOptions: w.opts.git,
 	}, j.out)
 	_ = j.out.Flush()
 	if err != nil {
-		if res, stopped := j.stopped(ctx, jctx, timeout); stopped {
-			return res
+		if res, stopped := j.stoppedIn(w); stopped {
+			return res, false
 		}
 		// Not the job's script: the runner could not prepare the job.
-		return systemFailure("getting sources: " + err.Error())
+		return systemFailure("getting sources: " + err.Error()), false
 	}
+	return result{}, true
+}
 
-	// build_script
-	j.build.SetStage(builds.StageBuildScript)
-	j.printf("Executing \"step_script\" stage of the job script\n")
-	err = shell.RunScript(jctx, shell.Script{
-		Name: "script", Commands: script.Script, Dir: dir, Env: env, ScriptDir: tmp,
-	}, j.out)
-	_ = j.out.Flush()
-	res := j.scriptResult(ctx, jctx, timeout, err)
-
-	// after_script runs after the script whatever its result, with its own
-	// time, unless the job was stopped: then nothing more of it runs.
+// afterScript runs after_script after the script whatever its result, with
+// its own time, unless the job was stopped: then nothing more of it runs.
+// It returns the job's result, which after_script does not change.
+func (j *jobRun) afterScript(w *workspace, res result) result {
 	after, ok := j.job.Step(coordinator.StepAfterScript)
-	if !ok || len(after.Script) == 0 || ctx.Err() != nil {
+	if !ok || len(after.Script) == 0 || w.outer.Err() != nil {
 		return res
 	}
 	j.build.SetStage(builds.StageAfterScript)
@@ -188,20 +258,20 @@ func (j *jobRun) execute(ctx context.Context) result {
 	if t := time.Duration(after.Timeout) * time.Second; t > 0 && t < limit {
 		limit = t
 	}
-	actx, acancel := context.WithTimeoutCause(ctx, limit, errAfterScriptTime)
+	actx, acancel := context.WithTimeoutCause(w.outer, limit, errAfterScriptTime)
 	defer acancel()
 	status := "success"
 	if res.update.State != coordinator.StateSuccess {
 		status = "failed"
 	}
-	err = shell.RunScript(actx, shell.Script{
-		Name: "after_script", Commands: after.Script, Dir: dir,
-		Env: append(env, "CI_JOB_STATUS="+status), ScriptDir: tmp,
+	err := shell.RunScript(actx, shell.Script{
+		Name: "after_script", Commands: after.Script, Dir: w.dir,
+		Env: append(w.env, "CI_JOB_STATUS="+status), ScriptDir: w.tmp,
 	}, j.out)
 	_ = j.out.Flush()
 	switch {
-	case ctx.Err() != nil:
-		res, _ = j.stopped(ctx, ctx, timeout)
+	case w.outer.Err() != nil:
+		res, _ = j.stoppedIn(w)
 	case errors.Is(err, errAfterScriptTime):
 		j.printf("WARNING: after_script timed out after %s\n", limit)
 	case err != nil:
@@ -293,6 +363,10 @@ func (j *jobRun) header() {
 	j.printf("Preparing the \"shell\" executor\n")
 	j.printf("Using Shell executor...\n")
 	for _, f := range j.job.Unsupported() {
+		switch f {
+		case "artifacts", "cache", "dependencies":
+			continue // the stages of their own handle them
+		}
 		j.printf("WARNING: %q is not supported by the shell executor, ignored\n", f)
 	}
 	if host, err := os.Hostname(); err == nil {

@@ -2,6 +2,44 @@
 // jobs, runs them with the shell executor within the concurrent and per-runner
 // limits, keeps the coordinator informed (trace chunks, state, cancellation),
 // tracks them in the builds tracker, and stops gracefully or at once.
+//
+// A job goes through the upstream runner's eight stages, each shown in
+// ci_runner_builds: prepare_script, get_sources, restore_cache,
+// download_artifacts, build_script, after_script, archive_cache and
+// upload_artifacts. What an .alloy-ci.yml asks beyond its scripts works as
+// follows.
+//
+//   - cache: is kept on the runner's host, in
+//     <cache_dir>/<runner id>/project-<id>/<key>-<hash>.zip (the runner id
+//     and project name of the builds directory; the key's variables
+//     expanded, the name cleaned and hashed so no key leaves the directory
+//     and none holding a secret names a file). It is restored after
+//     get_sources and saved after after_script, only for a successful job.
+//     Both are best effort: a missing, broken or too large cache is a
+//     warning. RESTORE_CACHE_ATTEMPTS retries a cache that cannot be read.
+//   - dependencies: each archive is downloaded to the job's scratch
+//     directory beside the project directory, then extracted into the
+//     project as untrusted input (archive.Extract). The failure reason
+//     follows what went wrong. A refused, too large or missing (404)
+//     archive is the job's input being wrong, as invalid variables are:
+//     script_failure, the upstream shell executor's reason for a failed
+//     download stage; the pipeline made the archive and only the project
+//     can fix it, and a crafted archive does not raise the operator's
+//     runner_system_failure alarm. Not getting it (network, 5xx after
+//     every attempt, a refused token, the runner's disk) is
+//     runner_system_failure. ARTIFACT_DOWNLOAD_ATTEMPTS retries those
+//     whole downloads.
+//   - artifacts: are uploaded as artifacts: when says after the job's
+//     result, written once to a file in the scratch directory so that
+//     every attempt sends the same bytes. Sending them is the runner's
+//     work, like getting the sources: larger than artifacts_limit, or
+//     failing after the client's retries, they fail a successful job with
+//     runner_system_failure; a failed job keeps its own failure.
+//
+// A canceled job, one whose token was revoked and one the runner aborts
+// neither save a cache nor upload artifacts: the coordinator no longer
+// wants their results. A timed-out job uploads its on_failure or always
+// artifacts, which tell why it hung, within the after_script time bound.
 package jobs
 
 import (

@@ -291,6 +291,9 @@ func TestConcurrencyLimits(t *testing.T) {
 	}
 }
 
+// Image and services are other executors' features: the trace says they
+// were ignored. Artifacts, cache and dependencies have stages of their own,
+// and are never called unsupported.
 func TestUnsupportedFeaturesAreWarned(t *testing.T) {
 	h := newHarness(t, "runner-token-a")
 	r := newRepo(t)
@@ -307,15 +310,32 @@ func TestUnsupportedFeaturesAreWarned(t *testing.T) {
 
 	got := h.d.AwaitFinal(id)
 	if got.State != "success" {
-		t.Fatalf("final = %s, want success: ignored features do not fail a job", got.State)
+		t.Fatalf("final = %s, want success: ignored features do not fail a job\n%s", got.State, got.Trace)
 	}
 	if want := `WARNING: variable "BAD=KEY" cannot be passed to the environment, skipped` + "\n"; !strings.Contains(got.Trace, want) {
 		t.Errorf("trace lacks %q", want)
 	}
-	for _, f := range []string{"image", "services", "artifacts", "cache", "dependencies"} {
+	for _, f := range []string{"image", "services"} {
 		want := `WARNING: "` + f + `" is not supported by the shell executor, ignored` + "\n"
 		if !strings.Contains(got.Trace, want) {
 			t.Errorf("trace lacks %q", want)
+		}
+	}
+	for _, f := range []string{"artifacts", "cache", "dependencies"} {
+		if strings.Contains(got.Trace, `"`+f+`" is not supported`) {
+			t.Errorf("trace calls %s unsupported:\n%s", f, got.Trace)
+		}
+	}
+	// What their stages said instead: a dependency without an archive, a
+	// first run without a cache, and paths that matched nothing.
+	for _, want := range []string{
+		`dependency "build" (job 1) has no artifacts: nothing to download` + "\n",
+		`WARNING: no cache for key "k" yet: the job runs without it` + "\n",
+		`WARNING: no files to cache: the cache for key "k" is left as it was` + "\n",
+		"WARNING: no files to upload\n",
+	} {
+		if !strings.Contains(got.Trace, want) {
+			t.Errorf("trace lacks %q:\n%s", want, got.Trace)
 		}
 	}
 }

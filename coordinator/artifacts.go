@@ -80,10 +80,11 @@ func (cl *Client) UploadArtifacts(ctx context.Context, baseURL string, jobID int
 	}
 	c := call{
 		method: http.MethodPost, base: baseURL,
-		path:    "api/v4/jobs/" + strconv.FormatInt(jobID, 10) + "/artifacts",
-		ctype:   "multipart/form-data; boundary=" + boundary,
-		retry:   RetryBriefly,
-		headers: map[string]string{"JOB-TOKEN": jobToken},
+		path:     "api/v4/jobs/" + strconv.FormatInt(jobID, 10) + "/artifacts",
+		ctype:    "multipart/form-data; boundary=" + boundary,
+		retry:    RetryBriefly,
+		transfer: true,
+		headers:  map[string]string{"JOB-TOKEN": jobToken},
 		open: func() (io.ReadCloser, error) {
 			src, err := open()
 			if err != nil {
@@ -331,7 +332,7 @@ func (cl *Client) DownloadArtifacts(ctx context.Context, baseURL string, depID i
 		return fail(fmt.Errorf("%s %s: %w", http.MethodGet, path, err))
 	}
 	shown := redactURL(u)
-	c := call{method: http.MethodGet, base: baseURL, path: path, retry: RetryBriefly,
+	c := call{method: http.MethodGet, base: baseURL, path: path, retry: RetryBriefly, transfer: true,
 		// AlloyCI's api pipeline answers 406 unless Accept allows JSON or text.
 		headers: map[string]string{"JOB-TOKEN": depToken, "Accept": "*/*"}}
 	r := cl.retrier(c.retry)

@@ -149,7 +149,11 @@ type Options struct {
 // Client talks to coordinators. One Client serves every runner entry: the
 // coordinator's URL is an argument of each call. It is safe for concurrent use.
 type Client struct {
-	http          *http.Client
+	http *http.Client
+	// transfer is http without its overall time bound, for artifacts: a
+	// 100 MB archive over a slow link takes longer than any API call may,
+	// and the job's own deadline (the caller's context) bounds it instead.
+	transfer      *http.Client
 	info          Info
 	attempts      int
 	persistWindow time.Duration
@@ -177,6 +181,9 @@ func New(opts Options) *Client {
 	if c.http == nil {
 		c.http = NewHTTPClient()
 	}
+	transfer := *c.http
+	transfer.Timeout = 0
+	c.transfer = &transfer
 	if opts.Info != nil {
 		c.info = *opts.Info
 	} else {
@@ -253,6 +260,9 @@ type call struct {
 	// an error once a connection was had, is final and matches
 	// errMayHaveArrived.
 	once bool
+	// transfer: an artifacts upload or download, bounded by the caller's
+	// context rather than the client's overall timeout.
+	transfer bool
 }
 
 // errMayHaveArrived marks the failure of a call.once call that may have
@@ -403,7 +413,11 @@ func (cl *Client) once(ctx context.Context, c call, u *url.URL) (resp *http.Resp
 	for k, v := range c.headers {
 		req.Header.Set(k, v)
 	}
-	resp, err = cl.http.Do(req)
+	hc := cl.http
+	if c.transfer {
+		hc = cl.transfer
+	}
+	resp, err = hc.Do(req)
 	if stream != nil {
 		// The transport closes the body too; closing it here as well makes
 		// sure whatever feeds it has stopped before the next attempt.

@@ -376,11 +376,11 @@ func TestJobsArtifactsMetrics(t *testing.T) {
 	large.Artifacts = &coordinator.ArtifactsSpec{Paths: []string{"big.bin"}}
 	largeID := c.EnqueueSpec(e2eRunnerToken, large)
 	j := c.AwaitFinal(largeID)
-	if j.State != "failed" || j.FailureReason != "runner_system_failure" {
+	if j.State != "failed" || j.FailureReason != "script_failure" {
 		t.Fatalf("artifacts too large: %s/%s\n%s", j.State, j.FailureReason, j.Stored)
 	}
 	assertStored(t, "artifacts too large", j,
-		"ERROR: Job failed: runner system failure: artifacts too large: 3976 bytes over the limit of 1024 bytes set by artifacts_limit in config.toml\n")
+		"ERROR: Job failed: artifacts too large: 3976 bytes over the limit of 1024 bytes set by artifacts_limit in config.toml\n")
 	if up := c.Uploads(largeID); len(up) != 0 {
 		t.Errorf("uploads of the too large artifacts: %+v", up)
 	}
@@ -388,8 +388,8 @@ func TestJobsArtifactsMetrics(t *testing.T) {
 	want := map[string]float64{
 		`ci_runner_jobs_total{runner=e2e,state=success}`:                                1,
 		`ci_runner_jobs_total{runner=e2e,state=failed}`:                                 2,
-		`ci_runner_failed_jobs_total{failure_reason=script_failure,runner=e2e}`:         1,
-		`ci_runner_failed_jobs_total{failure_reason=runner_system_failure,runner=e2e}`:  1,
+		`ci_runner_failed_jobs_total{failure_reason=script_failure,runner=e2e}`:         2,
+		`ci_runner_failed_jobs_total{failure_reason=runner_system_failure,runner=e2e}`:  0,
 		`ci_runner_failed_jobs_total{failure_reason=job_execution_timeout,runner=e2e}`:  0,
 		`ci_runner_job_duration_seconds_count{runner=e2e}`:                              3,
 		`ci_runner_builds{stage=upload_artifacts,state=running} (after the jobs ended)`: 0,

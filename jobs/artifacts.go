@@ -191,7 +191,14 @@ func (j *jobRun) uploadArtifacts(w *workspace, res result) result {
 	zip, size, err := j.writeArtifacts(w, files)
 	if err != nil {
 		if errors.Is(err, archive.ErrTooLarge) {
-			return failed(j.tooLarge(w, files))
+			// The project chose what to upload and can fix it: its own
+			// failure, so a project cannot raise the operator's
+			// runner_system_failure alarm at will.
+			msg := j.tooLarge(w, files)
+			if res.update.State != coordinator.StateSuccess {
+				return res
+			}
+			return scriptFailure(msg)
 		}
 		j.printf("ERROR: writing the artifacts archive: %v\n", err)
 		return failed("writing the artifacts archive failed")

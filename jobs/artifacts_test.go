@@ -393,12 +393,13 @@ func TestArtifactsTooLarge(t *testing.T) {
 	h.start(1, run)
 
 	got := h.d.AwaitFinal(id)
-	if got.State != "failed" || got.FailureReason != "runner_system_failure" {
-		t.Errorf("final = %s/%s, want failed/runner_system_failure", got.State, got.FailureReason)
+	// The project's own doing: script_failure, never the operator's alarm.
+	if got.State != "failed" || got.FailureReason != "script_failure" {
+		t.Errorf("final = %s/%s, want failed/script_failure", got.State, got.FailureReason)
 	}
 	h.assertTraceKept(got,
 		"ERROR: the artifacts come to 3006 bytes, more than the 1024 bytes artifacts_limit in config.toml allows: archive fewer files, or ask the runner's operator to raise artifacts_limit\n",
-		"ERROR: Job failed: runner system failure: artifacts too large: 1982 bytes over the limit of 1024 bytes set by artifacts_limit in config.toml\n")
+		"ERROR: Job failed: artifacts too large: 1982 bytes over the limit of 1024 bytes set by artifacts_limit in config.toml\n")
 	if up := h.d.Uploads(id); len(up) != 0 {
 		t.Errorf("uploads: %+v, want none", up)
 	}

@@ -46,7 +46,7 @@ func NewJobs() *Jobs {
 		}, []string{"runner", "state"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ci_runner_failed_jobs_total",
-			Help: "Failed jobs by runner and failure_reason: script_failure (the job's script failed), runner_system_failure (the runner could not run it: sources, cache, artifacts, a bad job), job_execution_timeout.",
+			Help: "Failed jobs by runner and failure_reason: script_failure (the job's own doing: its script, its variables, artifacts too large, a bad or missing dependency archive), runner_system_failure (the runner could not run it: sources, the coordinator's artifacts service, the runner's disk, a job it cannot read), job_execution_timeout.",
 		}, []string{"runner", "failure_reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ci_runner_job_duration_seconds",

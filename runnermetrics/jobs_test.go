@@ -31,7 +31,7 @@ func TestJobFamiliesStartAtZero(t *testing.T) {
 # TYPE ci_runner_errors_total counter
 ci_runner_errors_total{level="error"} 0
 ci_runner_errors_total{level="warn"} 0
-# HELP ci_runner_failed_jobs_total Failed jobs by runner and failure_reason: script_failure (the job's script failed), runner_system_failure (the runner could not run it: sources, cache, artifacts, a bad job), job_execution_timeout.
+# HELP ci_runner_failed_jobs_total Failed jobs by runner and failure_reason: script_failure (the job's own doing: its script, its variables, artifacts too large, a bad or missing dependency archive), runner_system_failure (the runner could not run it: sources, the coordinator's artifacts service, the runner's disk, a job it cannot read), job_execution_timeout.
 # TYPE ci_runner_failed_jobs_total counter
 ci_runner_failed_jobs_total{failure_reason="job_execution_timeout",runner="build-1"} 0
 ci_runner_failed_jobs_total{failure_reason="runner_system_failure",runner="build-1"} 0

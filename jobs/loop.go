@@ -32,9 +32,10 @@
 //   - artifacts: are uploaded as artifacts: when says after the job's
 //     result, written once to a file in the scratch directory so that
 //     every attempt sends the same bytes. Sending them is the runner's
-//     work, like getting the sources: larger than artifacts_limit, or
-//     failing after the client's retries, they fail a successful job with
-//     runner_system_failure; a failed job keeps its own failure.
+//     work, like getting the sources: failing after the client's retries,
+//     they fail a successful job with runner_system_failure. Larger than
+//     artifacts_limit is the project's choice to fix: script_failure. A
+//     failed job keeps its own failure.
 //
 // A canceled job, one whose token was revoked and one the runner aborts
 // neither save a cache nor upload artifacts: the coordinator no longer

@@ -105,11 +105,16 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-// unixListener removes its socket file when closed, under the final name.
+// unixListener is a unix socket listener known by its final path: its Addr
+// names that path, not the temporary name it was created under, and it
+// removes the socket file there when closed.
 type unixListener struct {
 	*net.UnixListener
 	path string
 }
+
+// Addr is the socket's final path, where clients connect.
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
 func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()

@@ -46,6 +46,11 @@ func TestListenUnixSocket(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("temporary socket left behind: %v", entries)
 	}
+	// The listener is known by its final path, not the temporary name it
+	// was created under: that is what the "listening" line names.
+	if a := ls[0].Addr(); a.Network() != "unix" || a.String() != path {
+		t.Fatalf("Addr() = %s:%s, want unix:%s", a.Network(), a, path)
+	}
 
 	// A second server on the same live socket is refused.
 	if _, err := Listen(context.Background(), "unix:"+path, hosts); err == nil ||

@@ -1,6 +1,7 @@
 package metricsserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/alloyci/hardened-runner/builds"
 	"github.com/alloyci/hardened-runner/runnermetrics"
+	"github.com/go-kit/log"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -246,5 +248,28 @@ func TestServeOverlappingAddress(t *testing.T) {
 	}
 	if code := get(t, http.DefaultClient, "http://"+addr+"/metrics"); code != 200 {
 		t.Fatalf("status %d", code)
+	}
+}
+
+// On a unix socket, the "listening" line and Addrs name the socket's final
+// path, where clients connect, never the temporary name it was made under.
+func TestServeUnixLogsFinalPath(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(Options{
+		Logger:   log.NewLogfmtLogger(log.NewSyncWriter(&logs)),
+		Gatherer: runnermetrics.NewRegistry(builds.NewTracker(), nil),
+		Resolver: fakeResolver{},
+	})
+	defer s.Shutdown(context.Background())
+	sock := filepath.Join(t.TempDir(), "metrics.sock")
+	if err := s.Serve(context.Background(), "unix:"+sock); err != nil {
+		t.Fatal(err)
+	}
+	want := `level=info msg="metrics server listening" addr=unix:` + sock + "\n"
+	if got := logs.String(); got != want {
+		t.Fatalf("log:\n%s\nwant:\n%s", got, want)
+	}
+	if a := s.Addrs(); len(a) != 1 || a[0].String() != sock {
+		t.Fatalf("Addrs() = %v, want [%s]", a, sock)
 	}
 }

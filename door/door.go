@@ -63,30 +63,70 @@ const (
 	fdHeadroom = 64
 )
 
+// ListenOptions say where the door listens.
+type ListenOptions struct {
+	// Addresses are the --web.listen-address values.
+	Addresses []string
+	// Systemd is --web.systemd-socket: the sockets systemd passed are
+	// required, and the addresses are not used.
+	Systemd bool
+	// Passed returns the sockets systemd passed to this process (LISTEN_FDS
+	// for LISTEN_PID), nil for a file descriptor that is not a listening
+	// stream socket, and removes the variables from the environment. Nil
+	// means activation.Listeners.
+	Passed func() ([]net.Listener, error)
+	// Logger receives the line that says passed sockets are used without
+	// --web.systemd-socket.
+	Logger log.Logger
+}
+
 // Listen opens the listeners the exporter flags ask for: the sockets systemd
-// passed (--web.systemd-socket), or one per --web.listen-address.
-func Listen(addresses []string, systemd bool) ([]net.Listener, error) {
-	if systemd {
-		ls, err := activation.Listeners()
-		if err != nil {
-			return nil, fmt.Errorf("systemd socket activation: %w", err)
+// passed, or one per --web.listen-address.
+//
+// Sockets systemd passed are used whenever there are any, with or without
+// --web.systemd-socket: when metrics-proxy.socket is enabled, systemd holds
+// the port and passes it to the service however the service was started,
+// and binding the same port could only fail ("address already in use") while
+// the socket accepts connections nobody serves. Without the flag that is
+// logged, naming the addresses that are then not listened on. Either way
+// the door rule applies to them as to any listener: the caller asks Public.
+func Listen(o ListenOptions) ([]net.Listener, error) {
+	if o.Passed == nil {
+		o.Passed = activation.Listeners
+	}
+	if o.Logger == nil {
+		o.Logger = log.NewNopLogger()
+	}
+	ls, err := o.Passed()
+	if err != nil {
+		closeAll(ls)
+		return nil, fmt.Errorf("systemd socket activation: %w", err)
+	}
+	for i, l := range ls {
+		if l == nil {
+			closeAll(ls)
+			return nil, fmt.Errorf("systemd passed file descriptor %d, which is not a listening stream socket: use ListenStream= in metrics-proxy.socket", 3+i)
 		}
-		if len(ls) == 0 {
-			return nil, errors.New("--web.systemd-socket was given but systemd passed no sockets: start the unit through metrics-proxy.socket")
-		}
-		for i, l := range ls {
-			if l == nil {
-				closeAll(ls)
-				return nil, fmt.Errorf("--web.systemd-socket: systemd passed file descriptor %d, which is not a listening stream socket: use ListenStream= in metrics-proxy.socket", 3+i)
+	}
+	if len(ls) > 0 {
+		if !o.Systemd {
+			addrs := make([]string, len(ls))
+			for i, l := range ls {
+				addrs[i] = l.Addr().String()
 			}
+			level.Warn(o.Logger).Log("msg", "systemd passed listening sockets (metrics-proxy.socket is enabled): serving on them, not on --web.listen-address; "+
+				"install the drop-in socket-activation.conf (--web.systemd-socket) to say so, or disable metrics-proxy.socket to listen on --web.listen-address",
+				"sockets", strings.Join(addrs, ","), "not_listening_on", strings.Join(o.Addresses, ","))
 		}
 		return ls, nil
 	}
-	if len(addresses) == 0 {
+	if o.Systemd {
+		return nil, errors.New("--web.systemd-socket was given but systemd passed no sockets: start the unit through metrics-proxy.socket")
+	}
+	if len(o.Addresses) == 0 {
 		return nil, errors.New("no --web.listen-address given")
 	}
-	var ls []net.Listener
-	for _, addr := range addresses {
+	for _, addr := range o.Addresses {
 		if strings.HasPrefix(addr, "vsock://") {
 			closeAll(ls)
 			return nil, fmt.Errorf("--web.listen-address %s: vsock listeners are not supported by metrics-proxy; use host:port", addr)
@@ -178,6 +218,10 @@ type Options struct {
 	// Logger receives the door's lines; Registerer its metrics.
 	Logger     log.Logger
 	Registerer prometheus.Registerer
+	// Stopping, if set, is called once when Serve begins to shut down,
+	// before the requests in flight are let finish (the proxy tells systemd
+	// STOPPING=1 there).
+	Stopping func()
 }
 
 // Door serves the proxy on its listeners.
@@ -185,6 +229,7 @@ type Door struct {
 	srv       *http.Server
 	listeners []net.Listener
 	logger    log.Logger
+	stopping  func()
 }
 
 // New builds the Door: the Gate in front of each listener, then TLS when
@@ -240,7 +285,7 @@ func New(o Options) (*Door, error) {
 	if o.TLS == nil || !o.Config().Web.HTTPConfig.HTTP2 {
 		srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	}
-	d := &Door{srv: srv, logger: o.Logger}
+	d := &Door{srv: srv, logger: o.Logger, stopping: o.Stopping}
 	acceptLog := ratelog.New(o.Logger, "accept failure")
 	var nofile syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err == nil && nofile.Cur < uint64(o.Limits.MaxConnections)+fdHeadroom {
@@ -295,6 +340,9 @@ func (d *Door) Serve(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+	}
+	if d.stopping != nil {
+		d.stopping()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), stopGrace)
 	defer cancel()

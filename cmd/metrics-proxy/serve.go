@@ -24,6 +24,7 @@ import (
 	"github.com/alloyci/hardened-runner/door"
 	"github.com/alloyci/hardened-runner/proxy"
 	"github.com/alloyci/hardened-runner/routes"
+	"github.com/alloyci/hardened-runner/sdnotify"
 	"github.com/alloyci/hardened-runner/webconfig"
 )
 
@@ -44,7 +45,8 @@ type serveConfig struct {
 
 // serve wires the packages together: the door's listeners, the web config
 // store (which asks the door rule at every reload), the verifier, the proxy
-// handler and the door; SIGHUP reloads, SIGTERM and SIGINT stop.
+// handler and the door; SIGHUP reloads, SIGTERM and SIGINT stop. systemd
+// hears of each (package sdnotify).
 func serve(logger log.Logger, s serveConfig) int {
 	fail := func(msg string, err error) int {
 		level.Error(logger).Log("msg", msg, "err", err)
@@ -52,7 +54,12 @@ func serve(logger log.Logger, s serveConfig) int {
 	}
 	level.Info(logger).Log("msg", "starting metrics-proxy", "version", version.Info(), "build_context", version.BuildContext())
 
-	ls, err := door.Listen(*s.web.WebListenAddresses, *s.web.WebSystemdSocket)
+	notifier := sdnotify.FromEnvironment(log.With(logger, "component", "sdnotify"))
+	ls, err := door.Listen(door.ListenOptions{
+		Addresses: *s.web.WebListenAddresses,
+		Systemd:   *s.web.WebSystemdSocket,
+		Logger:    logger,
+	})
 	if err != nil {
 		return fail("cannot listen", err)
 	}
@@ -137,6 +144,7 @@ func serve(logger log.Logger, s serveConfig) int {
 		Config:     current,
 		Logger:     logger,
 		Registerer: reg,
+		Stopping:   notifier.Stopping,
 	}
 	if store != nil {
 		opts.TLS = store.ServerTLSConfig()
@@ -162,7 +170,10 @@ func serve(logger log.Logger, s serveConfig) int {
 			"auth", cfg.Access().Mode(), "routes", routesSource(s))
 	}
 
-	go keepConfigCurrent(ctx, hup, logger, store)
+	// Listening, the config loaded and watched: systemd may count the proxy
+	// as started (the listeners queue connections until Serve accepts them).
+	notifier.Ready()
+	go keepConfigCurrent(ctx, hup, logger, store, notifier)
 
 	err = d.Serve(ctx)
 	stop()
@@ -215,18 +226,21 @@ func openWebConfig(logger log.Logger, reg prometheus.Registerer, files webconfig
 
 // keepConfigCurrent reloads the config at each SIGHUP, until ctx ends (the
 // store's watch reloads on changes). A failed reload is logged by the store,
-// which keeps the last good config.
-func keepConfigCurrent(ctx context.Context, hup <-chan os.Signal, logger log.Logger, store *webconfig.Store) {
+// which keeps the last good config. systemd hears RELOADING=1 before and
+// READY=1 after, either way.
+func keepConfigCurrent(ctx context.Context, hup <-chan os.Signal, logger log.Logger, store *webconfig.Store, n *sdnotify.Notifier) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			n.Reloading()
 			if store == nil {
 				level.Info(logger).Log("msg", "SIGHUP: no --web.config.file or --web.routes.file to reload")
 			} else if err := store.Reload(); err == nil {
 				level.Info(logger).Log("msg", "SIGHUP: web config reloaded")
 			}
+			n.Ready()
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/alloyci/hardened-runner/jobs"
 	"github.com/alloyci/hardened-runner/metricsserver"
 	"github.com/alloyci/hardened-runner/runnermetrics"
+	"github.com/alloyci/hardened-runner/sdnotify"
 )
 
 // metricsAddress applies the precedence the runner's documentation gives:
@@ -81,16 +82,28 @@ func runRunner(logger log.Logger, jobMetrics *runnermetrics.Jobs, configFile str
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT)
+	// The config loaded, the metrics server listening, the job loop running
+	// and the signals caught: systemd may count the runner as started.
+	notifier := sdnotify.FromEnvironment(log.With(logger, "component", "sdnotify"))
+	notifier.Ready()
 	stopping := false
 	for {
 		select {
 		case <-done:
+			if !stopping {
+				notifier.Stopping()
+			}
 			level.Info(logger).Log("msg", "stopped")
 			return 0
 		case sig := <-sigs:
 			switch {
-			case sig == syscall.SIGHUP:
+			case sig == syscall.SIGHUP && stopping:
+				// Not a reload for systemd: the unit is already stopping.
 				reload(ctx, logger, configFile, override, srv, loop, jobMetrics)
+			case sig == syscall.SIGHUP:
+				notifier.Reloading()
+				reload(ctx, logger, configFile, override, srv, loop, jobMetrics)
+				notifier.Ready()
 			case stopping:
 				// A second stop signal while jobs are still being wound up
 				// (or their results retried) means now.
@@ -98,10 +111,12 @@ func runRunner(logger log.Logger, jobMetrics *runnermetrics.Jobs, configFile str
 				return 1
 			case sig == syscall.SIGQUIT:
 				level.Info(logger).Log("msg", "SIGQUIT: taking no more jobs; stopping when the running ones finish")
+				notifier.Stopping()
 				loop.StopAccepting()
 				stopping = true
 			default:
 				level.Info(logger).Log("msg", "stopping: running jobs are stopped and reported as failed", "signal", sig)
+				notifier.Stopping()
 				loop.Abort()
 				stopping = true
 			}

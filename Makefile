@@ -114,7 +114,7 @@ install: build
 	  new_dir=; if [ ! -d "$$dir" ]; then $(INSTALL) -d -m $$dirmode "$$dir"; new_dir=$$dir; fi; \
 	  $(INSTALL) -m 0640 "$$src" "$$dst"; echo "install $$src -> $$dst"; \
 	  if [ -z "$(DESTDIR)" ] && getent group $$group >/dev/null; then chgrp $$group "$$dst" $$new_dir; \
-	  else echo "  make it readable by its service: chgrp $$group $(SYSCONFDIR)/$$2"; fi; \
+	  else echo "  make it readable by its service: chgrp $$group $(SYSCONFDIR)/$$2$${new_dir:+ $$(dirname $(SYSCONFDIR)/$$2)}"; fi; \
 	}; \
 	config examples/config.toml alloy-runner/config.toml alloy-runner 0755; \
 	config web-config.yml.example metrics-proxy/web-config.yml metrics-proxy 0750

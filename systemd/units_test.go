@@ -14,8 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/alloyci/hardened-runner/config"
@@ -285,6 +288,190 @@ func TestInstall(t *testing.T) {
 	}
 	if got, err := os.ReadFile(webCfg); err != nil || string(got) != "# edited\n" {
 		t.Errorf("the second make install changed the existing web-config.yml (err %v):\n%s", err, got)
+	}
+}
+
+// TestInstallNamesTheConfigDirectory: staged (DESTDIR), make install cannot
+// give /etc/metrics-proxy its group, so its hint must name the directory as
+// well as the file: a proxy that cannot enter the directory reads neither.
+func TestInstallNamesTheConfigDirectory(t *testing.T) {
+	for _, b := range []string{"alloy-runner", "metrics-proxy"} {
+		if _, err := os.Stat(filepath.Join("..", "bin", b)); err != nil {
+			t.Skipf("bin/%s is missing: run `make build` first (`make test` does)", b)
+		}
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed")
+	}
+	dest := t.TempDir()
+	cmd := exec.Command("make", "-C", "..", "-o", "build", "install", "DESTDIR="+dest, "PREFIX=/usr/local")
+	cmd.Env = withoutMakeVars(os.Environ())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	if want := "make it readable by its service: chgrp metrics-proxy /etc/metrics-proxy/web-config.yml /etc/metrics-proxy\n"; !strings.Contains(string(out), want) {
+		t.Errorf("make install printed no hint %q:\n%s", want, out)
+	}
+	fi, err := os.Stat(filepath.Join(dest, "etc/metrics-proxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o750 {
+		t.Errorf("/etc/metrics-proxy installed with mode %v, want 0750", fi.Mode().Perm())
+	}
+}
+
+// The tmpfiles entry gives /etc/metrics-proxy and its tls/ the group
+// metrics-proxy (mode 0750), also when the directory exists already as
+// root:root (as a staged make install leaves it), and /run/alloy-runner its
+// owner, group and setgid bit. Checked as written, and, where
+// systemd-tmpfiles is installed and this runs as root, by running it on a
+// root directory of its own.
+func TestTmpfiles(t *testing.T) {
+	b, err := os.ReadFile("alloy-runner.tmpfiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			entries = append(entries, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	want := []string{
+		"d /run/alloy-runner 2750 alloy-runner metrics-proxy -",
+		"d /etc/metrics-proxy 0750 root metrics-proxy -",
+		"d /etc/metrics-proxy/tls 0750 root metrics-proxy -",
+	}
+	if strings.Join(entries, "\n") != strings.Join(want, "\n") {
+		t.Errorf("alloy-runner.tmpfiles entries:\n%s\nwant:\n%s", strings.Join(entries, "\n"), strings.Join(want, "\n"))
+	}
+
+	tmpfiles, err := exec.LookPath("systemd-tmpfiles")
+	if err != nil {
+		t.Skip("systemd-tmpfiles is not installed; the entries are not run")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("not root: systemd-tmpfiles cannot chown; the entries are not run")
+	}
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const runnerID, proxyID = 990, 991
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nalloy-runner:x:990:990::/var/lib/alloy-runner:/usr/sbin/nologin\nmetrics-proxy:x:991:991::/:/usr/sbin/nologin\n",
+		"etc/group":  "root:x:0:\nalloy-runner:x:990:\nmetrics-proxy:x:991:\n",
+	}
+	for name, body := range files {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What a staged make install leaves: root:root 0750.
+	if err := os.Mkdir(filepath.Join(root, "etc/metrics-proxy"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := filepath.Abs("alloy-runner.tmpfiles") // a relative one is looked up under --root
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(tmpfiles, "--create", "--root="+root, conf).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-tmpfiles --create: %v\n%s", err, out)
+	}
+	for path, w := range map[string]struct {
+		mode     os.FileMode
+		uid, gid uint32
+	}{
+		"etc/metrics-proxy":     {0o750, 0, proxyID},
+		"etc/metrics-proxy/tls": {0o750, 0, proxyID},
+		"run/alloy-runner":      {0o750 | os.ModeSetgid, runnerID, proxyID},
+	} {
+		fi, err := os.Stat(filepath.Join(root, path))
+		if err != nil {
+			t.Errorf("systemd-tmpfiles made no /%s: %v", path, err)
+			continue
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if got := fi.Mode() & (os.ModePerm | os.ModeSetgid); got != w.mode || st.Uid != w.uid || st.Gid != w.gid {
+			t.Errorf("/%s: mode %v, owner %d:%d; want %v, %d:%d", path, got, st.Uid, st.Gid, w.mode, w.uid, w.gid)
+		}
+	}
+}
+
+// serviceSettings are the [Service] assignments of a rendered unit and its
+// drop-ins (dir/<unit>.d/*.conf, in name order), as systemd combines them:
+// for each key the values in order, an empty assignment clearing those
+// before it.
+func serviceSettings(t *testing.T, dir, unit string) map[string][]string {
+	t.Helper()
+	files := []string{filepath.Join(dir, unit)}
+	dropins, _ := filepath.Glob(filepath.Join(dir, unit+".d", "*.conf"))
+	sort.Strings(dropins)
+	files = append(files, dropins...)
+	settings := map[string][]string{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		section := ""
+		for _, l := range strings.Split(string(b), "\n") {
+			l = strings.TrimSpace(l)
+			switch {
+			case l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, ";"):
+			case strings.HasPrefix(l, "["):
+				section = l
+			case section == "[Service]":
+				k, v, _ := strings.Cut(l, "=")
+				if v == "" {
+					delete(settings, k)
+					continue
+				}
+				settings[k] = append(settings[k], v)
+			}
+		}
+	}
+	return settings
+}
+
+// TestNotifyUnits: in every variant both services are Type=notify, only
+// their main process may notify, a reload is kill -HUP (which the binaries
+// answer with RELOADING=1 and READY=1), and AF_UNIX sockets are allowed:
+// sd_notify sends its datagrams over one, and without it systemd would wait
+// for READY=1 until TimeoutStartSec and then fail the unit.
+func TestNotifyUnits(t *testing.T) {
+	for _, v := range variants {
+		dir := render(t, v.dropins)
+		for _, unit := range []string{"alloy-runner.service", "metrics-proxy.service"} {
+			s := serviceSettings(t, dir, unit)
+			last := func(k string) string {
+				if vs := s[k]; len(vs) > 0 {
+					return vs[len(vs)-1]
+				}
+				return ""
+			}
+			for k, want := range map[string]string{
+				"Type":         "notify",
+				"NotifyAccess": "main",
+				"ExecReload":   "/bin/kill -HUP $MAINPID",
+			} {
+				if got := last(k); got != want {
+					t.Errorf("%s (%s): %s=%q, want %q", unit, v.name, k, got, want)
+				}
+			}
+			var families []string
+			for _, f := range s["RestrictAddressFamilies"] {
+				families = append(families, strings.Fields(f)...)
+			}
+			if !slices.Contains(families, "AF_UNIX") || slices.ContainsFunc(families, func(f string) bool { return strings.HasPrefix(f, "~") }) {
+				t.Errorf("%s (%s): RestrictAddressFamilies=%v does not allow AF_UNIX, which sd_notify needs", unit, v.name, families)
+			}
+		}
 	}
 }
 

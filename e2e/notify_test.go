@@ -326,7 +326,7 @@ func TestProxySystemdSocketWithoutFlagPublicDoorRule(t *testing.T) {
 	}
 	public := l.Addr().String()
 	sd := newFakeNotify(t)
-	cmd, f := passSocket(t, l, "--web.listen-address", "127.0.0.1:9253", "--web.config.file", web)
+	cmd, f := passSocket(t, l, "--web.listen-address", freeAddr(t), "--web.config.file", web)
 	defer f.Close()
 	cmd.Env = sd.env()
 	var out bytes.Buffer

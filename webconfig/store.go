@@ -25,9 +25,15 @@ type StoreOptions struct {
 	// Now is the clock for certificate validity and reload timestamps;
 	// nil means time.Now.
 	Now func() time.Time
+	// Prepare is called on each successful reload with the new Config just
+	// before it becomes Current, so that what it sets (the verifier's users
+	// and tokens) changes before the routes that grant to them; not for the
+	// initial load. Calls are serialised with reloads: it must not call
+	// Reload.
+	Prepare func(*Config)
 	// OnChange is called on each successful reload with the new Config,
-	// just before it becomes Current (so credentials change before the
-	// routes that grant to them); not for the initial load. Calls are serialised with reloads: it must
+	// once it is Current and before the reload is logged; not for the
+	// initial load. Calls are serialised with reloads: it must
 	// not call Reload.
 	OnChange func(*Config)
 	// Accept, when set, is an extra condition every Config must meet, the
@@ -156,17 +162,21 @@ func (s *Store) reloadLocked() error {
 		level.Error(s.opts.Logger).Log("msg", "Web config reload failed; still serving the last good config", "file", s.path, "err", err)
 		return err
 	}
-	// OnChange before the swap: the verifier has the new users and tokens
+	// Prepare before the swap: the verifier has the new users and tokens
 	// before the new routes grant anything to them, so a removed
-	// credential stops working no later than its grants change, and by the
-	// time the reload is reported, whoever depends on it has it.
-	if s.opts.OnChange != nil {
-		s.opts.OnChange(cfg)
+	// credential stops working no later than its grants change.
+	if s.opts.Prepare != nil {
+		s.opts.Prepare(cfg)
 	}
 	s.cur.Store(cfg)
 	s.stats.successes.Add(1)
 	s.stats.lastOK.Store(true)
 	s.stats.lastSuccessUnixNano.Store(now.UnixNano())
+	// OnChange before the log line: by the time the reload is reported,
+	// whoever depends on it has it.
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(cfg)
+	}
 	level.Info(s.opts.Logger).Log("msg", "Web config reloaded", "file", s.path, "tls", cfg.TLSEnabled(), "users", len(cfg.Web.Users), "routes", routeCount(cfg))
 	s.logWarnings(cfg)
 	return nil

@@ -213,7 +213,7 @@ func openWebConfig(logger log.Logger, reg prometheus.Registerer, files webconfig
 		Logger:     log.With(logger, "component", "web-config"),
 		Registerer: reg,
 		Accept:     func(c *webconfig.Config) error { return door.RequireSafeDoor(public, c) },
-		OnChange: func(c *webconfig.Config) {
+		Prepare: func(c *webconfig.Config) {
 			v.SetUsers(c.Users)
 			v.SetTokens(tokens(c))
 		},

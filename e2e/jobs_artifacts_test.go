@@ -6,12 +6,7 @@ package e2e
 // count it all.
 
 import (
-	"archive/zip"
-	"bytes"
-	"compress/flate"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -26,6 +21,7 @@ import (
 
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
+	"github.com/alloyci/hardened-runner/internal/ziptest"
 )
 
 // artRepo is a git repository of the tests below, at a file:// URL.
@@ -120,25 +116,6 @@ func artJob(repoURL, sha string, script ...string) coordinatortest.Spec {
 	return coordinatortest.Spec{RepoURL: repoURL, Ref: "main", SHA: sha, Script: script}
 }
 
-func artZipEntries(t *testing.T, b []byte) map[string]string {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatalf("not a zip: %v", err)
-	}
-	out := map[string]string{}
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(rc)
-		rc.Close()
-		out[f.Name] = string(body)
-	}
-	return out
-}
-
 func assertStored(t *testing.T, what string, j coordinatortest.Job, wants ...string) {
 	t.Helper()
 	for _, w := range wants {
@@ -167,8 +144,8 @@ func TestJobsArtifactsBetweenStages(t *testing.T) {
 			t.Fatalf("job A: %s\n%s", j.State, j.Stored)
 		}
 		zip, expire, ok := c.Artifact(idA)
-		if !ok || !reflect.DeepEqual(artZipEntries(t, zip), map[string]string{"out/result.txt": "built by A\n"}) || expire != "2 days" {
-			t.Fatalf("job A's archive (kept: %v, expire_in %q): %q", ok, expire, artZipEntries(t, zip))
+		if !ok || !reflect.DeepEqual(ziptest.Entries(t, zip), map[string]string{"out/result.txt": "built by A\n"}) || expire != "2 days" {
+			t.Fatalf("job A's archive (kept: %v, expire_in %q): %q", ok, expire, ziptest.Entries(t, zip))
 		}
 
 		b := artJob(repo.url, sha, "cat out/result.txt")
@@ -179,47 +156,6 @@ func TestJobsArtifactsBetweenStages(t *testing.T) {
 		}
 		assertStored(t, "job B", j, fmt.Sprintf(`Downloading artifacts for dependency "build" (job %d)...`, idA), "\nbuilt by A\n")
 	})
-}
-
-// e2eZeroBomb is a zip of one entry of 1 GiB of zeros, about 1 MiB long.
-func e2eZeroBomb(t *testing.T) []byte {
-	t.Helper()
-	const mib, size = 1 << 20, 1 << 30
-	zeros := make([]byte, mib)
-	var blk bytes.Buffer
-	fw, _ := flate.NewWriter(&blk, flate.BestCompression)
-	fw.Write(zeros)
-	fw.Flush()
-	var comp bytes.Buffer
-	crc := uint32(0)
-	for range size / mib {
-		comp.Write(blk.Bytes())
-		crc = crc32.Update(crc, crc32.IEEETable, zeros)
-	}
-	comp.Write([]byte{0x03, 0x00})
-	h := &zip.FileHeader{Name: "zeros", Method: zip.Deflate, CRC32: crc, CompressedSize64: uint64(comp.Len()), UncompressedSize64: size}
-	h.SetMode(0o644)
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	w, _ := zw.CreateRaw(h)
-	w.Write(comp.Bytes())
-	zw.Close()
-	return out.Bytes()
-}
-
-func e2eZip(t *testing.T, name, body string, mode fs.FileMode) []byte {
-	t.Helper()
-	var out bytes.Buffer
-	zw := zip.NewWriter(&out)
-	h := &zip.FileHeader{Name: name, Method: zip.Deflate}
-	h.SetMode(mode)
-	w, err := zw.CreateHeader(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(w, body)
-	zw.Close()
-	return out.Bytes()
 }
 
 // pathsUnder lists every path under root.
@@ -254,9 +190,9 @@ func TestJobsArtifactsCraftedDependency(t *testing.T) {
 		zip    []byte
 		reason string
 	}{
-		{e2eZip(t, "../../../../escape", "x", 0o644), `archive: entry "../../../../escape" refused: its name contains a ".." segment` + refusal},
-		{e2eZip(t, "etc", "/etc", os.ModeSymlink|0o777), `archive: entry "etc" refused: it is a symlink to the absolute path "/etc"` + refusal},
-		{e2eZeroBomb(t), `archive: entry "zeros": archive too large: the archive holds more than 2097152 bytes; archive fewer files or raise the limit`},
+		{ziptest.Zip(t, ziptest.Entry{Name: "../../../../escape", Body: "x"}), `archive: entry "../../../../escape" refused: its name contains a ".." segment` + refusal},
+		{ziptest.Zip(t, ziptest.Symlink("etc", "/etc")), `archive: entry "etc" refused: it is a symlink to the absolute path "/etc"` + refusal},
+		{ziptest.ZeroBomb(t, "zeros", 1<<30, 0), `archive: entry "zeros": archive too large: the archive holds more than 2097152 bytes; archive fewer files or raise the limit`},
 	} {
 		dep := int64(9001 + i)
 		c.SetArtifact(dep, "", tc.zip)
@@ -365,7 +301,7 @@ func TestJobsArtifactsMetrics(t *testing.T) {
 		t.Fatalf("held job: %s\n%s", j.State, j.Stored)
 	}
 
-	c.SetArtifact(9001, "", e2eZip(t, "../escape", "x", 0o644))
+	c.SetArtifact(9001, "", ziptest.Zip(t, ziptest.Entry{Name: "../escape", Body: "x"}))
 	hostile := artJob(repo.url, sha, "true")
 	hostile.Dependencies = []coordinator.Dependency{{ID: 9001, Name: "build"}}
 	if j := c.AwaitFinal(c.EnqueueSpec(e2eRunnerToken, hostile)); j.State != "failed" || j.FailureReason != "script_failure" {

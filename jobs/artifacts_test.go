@@ -11,6 +11,7 @@ import (
 	"github.com/alloyci/hardened-runner/builds"
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
+	"github.com/alloyci/hardened-runner/internal/ziptest"
 )
 
 // depID is a finished job of an earlier stage whose archive a test sets with
@@ -57,7 +58,7 @@ func TestArtifactsReachTheDependentJob(t *testing.T) {
 		if !ok {
 			t.Fatalf("job A uploaded nothing:\n%s", got.Stored)
 		}
-		if ents := zipEntries(t, zip); !reflect.DeepEqual(ents, map[string]string{"out/result.txt": "result-of-A\n"}) {
+		if ents := ziptest.Entries(t, zip); !reflect.DeepEqual(ents, map[string]string{"out/result.txt": "result-of-A\n"}) {
 			t.Errorf("job A's archive holds %q, want exactly out/result.txt", ents)
 		}
 		up := h.d.Uploads(idA)
@@ -102,7 +103,7 @@ func TestArtifactsOfUntrackedFiles(t *testing.T) {
 			t.Fatalf("%s\n%s", got.State, got.Stored)
 		}
 		zip, _, _ := h.d.Artifact(id)
-		if ents := zipEntries(t, zip); !reflect.DeepEqual(ents, map[string]string{"untracked.txt": "new\n", "sub/deep.txt": "deep\n"}) {
+		if ents := ziptest.Entries(t, zip); !reflect.DeepEqual(ents, map[string]string{"untracked.txt": "new\n", "sub/deep.txt": "deep\n"}) {
 			t.Errorf("archive holds %q, want the two untracked files", ents)
 		}
 	})
@@ -116,7 +117,7 @@ func TestArtifactsOfUntrackedFiles(t *testing.T) {
 // made the archive.
 func TestHostileDependencyFailsTheJob(t *testing.T) {
 	forFlavors(t, func(t *testing.T, f coordinatortest.Flavor) {
-		valid := zipOf(t, zent{name: "out/result.txt", body: "fine\n"})
+		valid := ziptest.Zip(t, ziptest.Entry{Name: "out/result.txt", Body: "fine\n"})
 		for _, tc := range []struct {
 			name     string
 			zip      func(root string) []byte
@@ -125,13 +126,15 @@ func TestHostileDependencyFailsTheJob(t *testing.T) {
 			notThere func(root string) string
 		}{{
 			name: "dot-dot entry",
-			zip:  func(string) []byte { return zipOf(t, zent{name: "../../escape", body: "x"}) },
+			zip:  func(string) []byte { return ziptest.Zip(t, ziptest.Entry{Name: "../../escape", Body: "x"}) },
 			reason: `ERROR: ` + depName + `: archive: entry "../../escape" refused: its name contains a ".." segment; ` +
 				`the runner never writes such an entry, so the archive is damaged or hostile: check the job that made it`,
 			message: "the artifacts of " + depName + " are refused",
 		}, {
 			name: "absolute entry",
-			zip:  func(root string) []byte { return zipOf(t, zent{name: filepath.Join(root, "abs-escape"), body: "x"}) },
+			zip: func(root string) []byte {
+				return ziptest.Zip(t, ziptest.Entry{Name: filepath.Join(root, "abs-escape"), Body: "x"})
+			},
 			reason: `ERROR: ` + depName + `: archive: entry "%ROOT%/abs-escape" refused: its name is absolute; ` +
 				`the runner never writes such an entry, so the archive is damaged or hostile: check the job that made it`,
 			message:  "the artifacts of " + depName + " are refused",
@@ -139,20 +142,20 @@ func TestHostileDependencyFailsTheJob(t *testing.T) {
 		}, {
 			name: "symlink to /etc",
 			zip: func(string) []byte {
-				return zipOf(t, zent{name: "etc", body: "/etc", mode: os.ModeSymlink | 0o777}, zent{name: "etc/passwd-copy", body: "x"})
+				return ziptest.Zip(t, ziptest.Symlink("etc", "/etc"), ziptest.Entry{Name: "etc/passwd-copy", Body: "x"})
 			},
 			reason: `ERROR: ` + depName + `: archive: entry "etc" refused: it is a symlink to the absolute path "/etc"; ` +
 				`the runner never writes such an entry, so the archive is damaged or hostile: check the job that made it`,
 			message: "the artifacts of " + depName + " are refused",
 		}, {
 			name: "1 GiB of zeros",
-			zip:  func(string) []byte { return zeroBomb(t, 1<<30) },
+			zip:  func(string) []byte { return ziptest.ZeroBomb(t, "zeros", 1<<30, 0) },
 			reason: `ERROR: ` + depName + `: archive: entry "zeros": archive too large: the archive holds more than 2097152 bytes; ` +
 				`archive fewer files or raise the limit`,
 			message: "the artifacts of " + depName + " unpack to more than the 2097152 bytes artifacts_limit in config.toml allows",
 		}, {
 			name: "truncated archive",
-			zip:  func(string) []byte { return valid[:len(valid)/2] },
+			zip:  func(string) []byte { return ziptest.Truncated(valid) },
 			reason: `ERROR: ` + depName + `: archive: not a readable zip archive (zip: not a valid zip file): ` +
 				`it is truncated, damaged or not an archive; run the job that made it again`,
 			message: "the artifacts of " + depName + " are refused",
@@ -238,7 +241,7 @@ func TestArtifactDownloadAttempts(t *testing.T) {
 	h := newHarness(t, "runner-token-a")
 	r := newRepo(t)
 	sha := r.commit("file.txt", "x")
-	h.d.SetArtifact(depID, "", zipOf(t, zent{name: "out/result.txt", body: "fine\n"}))
+	h.d.SetArtifact(depID, "", ziptest.Zip(t, ziptest.Entry{Name: "out/result.txt", Body: "fine\n"}))
 	h.d.FailDownloads(depID, 502, 0, 503)
 	retried := dependingOn(spec(r, sha, []string{"cat out/result.txt"}, nil,
 		coordinatortest.Variable{Key: "ARTIFACT_DOWNLOAD_ATTEMPTS", Value: "2", Public: true}), depID)
@@ -428,7 +431,7 @@ func TestArtifactsUploadFailures(t *testing.T) {
 	got := h.d.AwaitFinal(retried)
 	up := h.d.Uploads(retried)
 	zip, _, _ := h.d.Artifact(retried)
-	if got.State != "success" || len(up) != 3 || up[2].Status != 201 || !reflect.DeepEqual(zipEntries(t, zip), map[string]string{"out/a": "one\n"}) {
+	if got.State != "success" || len(up) != 3 || up[2].Status != 201 || !reflect.DeepEqual(ziptest.Entries(t, zip), map[string]string{"out/a": "one\n"}) {
 		t.Errorf("retried upload: %s, uploads %+v\n%s", got.State, up, got.Stored)
 	}
 
@@ -483,7 +486,7 @@ func TestArtifactsOfStoppedJobs(t *testing.T) {
 		t.Errorf("timed-out job: %s/%s", got.State, got.FailureReason)
 	}
 	zip, _, ok := h.d.Artifact(timedOut)
-	if !ok || !reflect.DeepEqual(zipEntries(t, zip), map[string]string{"job.log": "hung-here\n"}) {
+	if !ok || !reflect.DeepEqual(ziptest.Entries(t, zip), map[string]string{"job.log": "hung-here\n"}) {
 		t.Errorf("the timed-out job did not upload its on_failure artifacts:\n%s", got.Stored)
 	}
 	h.assertTraceKept(got, "Uploading artifacts for failed job\n", "ERROR: Job failed: execution took longer than 1s\n")

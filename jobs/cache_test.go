@@ -9,6 +9,7 @@ import (
 	"github.com/alloyci/hardened-runner/config"
 	"github.com/alloyci/hardened-runner/coordinator"
 	"github.com/alloyci/hardened-runner/coordinator/coordinatortest"
+	"github.com/alloyci/hardened-runner/internal/ziptest"
 )
 
 func withCache(sp coordinatortest.Spec, c coordinator.CacheSpec) coordinatortest.Spec {
@@ -139,7 +140,7 @@ func TestBrokenCacheIsAWarning(t *testing.T) {
 			`WARNING: the cache for key "k" cannot be restored (`+broken+"): the job runs without it\n",
 		`Created cache for key "k" (1 file)`+"\n")
 	b, _ := os.ReadFile(files[0])
-	if ents := zipEntries(t, b); len(ents) != 1 || ents["vendor/lib"] != "new\n" {
+	if ents := ziptest.Entries(t, b); len(ents) != 1 || ents["vendor/lib"] != "new\n" {
 		t.Errorf("the cache after the job holds %q, want the new vendor/lib", ents)
 	}
 }

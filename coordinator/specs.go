@@ -163,6 +163,31 @@ func isNull(raw json.RawMessage) bool { return kind(raw) == "null" }
 // value that is not a list, an element that is not an object, and two
 // non-null elements are errors.
 func specElements(raw json.RawMessage, what string) (map[string]json.RawMessage, error) {
+	elems, err := listElements(raw)
+	if err != nil {
+		return nil, err
+	}
+	var found map[string]json.RawMessage
+	n := 0
+	for i, e := range elems {
+		if isNull(e) {
+			continue
+		}
+		f, err := object(e, fmt.Sprintf("element %d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		n++
+		if n > 1 {
+			return nil, fmt.Errorf("the list has %d entries; this runner takes one %s", countNonNull(elems), what)
+		}
+		found = f
+	}
+	return found, nil
+}
+
+// listElements reads a JSON list as its elements; null is none.
+func listElements(raw json.RawMessage) ([]json.RawMessage, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
@@ -173,24 +198,19 @@ func specElements(raw json.RawMessage, what string) (map[string]json.RawMessage,
 	if err := json.Unmarshal(raw, &elems); err != nil {
 		return nil, fmt.Errorf("the list does not decode: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	var found map[string]json.RawMessage
-	n := 0
-	for i, e := range elems {
-		if isNull(e) {
-			continue
-		}
-		if k := kind(e); k != "an object" {
-			return nil, fmt.Errorf("element %d is %s, want an object", i+1, k)
-		}
-		n++
-		if n > 1 {
-			return nil, fmt.Errorf("the list has %d entries; this runner takes one %s", countNonNull(elems), what)
-		}
-		if err := json.Unmarshal(e, &found); err != nil {
-			return nil, fmt.Errorf("element %d does not decode: %s", i+1, strings.TrimPrefix(err.Error(), "json: "))
-		}
+	return elems, nil
+}
+
+// object reads a JSON object as its fields; what names it in errors.
+func object(raw json.RawMessage, what string) (map[string]json.RawMessage, error) {
+	if k := kind(raw); k != "an object" {
+		return nil, fmt.Errorf("%s is %s, want an object", what, k)
 	}
-	return found, nil
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("%s does not decode: %s", what, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return f, nil
 }
 
 func countNonNull(elems []json.RawMessage) int {
@@ -342,15 +362,9 @@ func decodeCache(raw json.RawMessage) (*CacheSpec, error) {
 }
 
 func decodeDependencies(raw json.RawMessage) ([]Dependency, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	if k := kind(raw); k != "a list" {
-		return nil, fmt.Errorf("the value is %s, want a list", k)
-	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(raw, &elems); err != nil {
-		return nil, fmt.Errorf("the list does not decode: %s", strings.TrimPrefix(err.Error(), "json: "))
+	elems, err := listElements(raw)
+	if err != nil {
+		return nil, err
 	}
 	var out []Dependency
 	for i, e := range elems {
@@ -368,14 +382,10 @@ func decodeDependencies(raw json.RawMessage) ([]Dependency, error) {
 
 func decodeDependency(raw json.RawMessage) (Dependency, error) {
 	var d Dependency
-	if k := kind(raw); k != "an object" {
-		return d, fmt.Errorf("it is %s, want an object", k)
+	f, err := object(raw, "it")
+	if err != nil {
+		return d, err
 	}
-	var f map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return d, fmt.Errorf("it does not decode: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	var err error
 	if d.ID, err = intField(f, "id"); err != nil {
 		return d, err
 	}
@@ -389,12 +399,9 @@ func decodeDependency(raw json.RawMessage) (Dependency, error) {
 	if !ok || isNull(file) {
 		return d, nil
 	}
-	if k := kind(file); k != "an object" {
-		return d, fmt.Errorf(`"artifacts_file" is %s, want an object`, k)
-	}
-	var ff map[string]json.RawMessage
-	if err := json.Unmarshal(file, &ff); err != nil {
-		return d, fmt.Errorf(`"artifacts_file" does not decode: %s`, strings.TrimPrefix(err.Error(), "json: "))
+	ff, err := object(file, `"artifacts_file"`)
+	if err != nil {
+		return d, err
 	}
 	d.File = &ArtifactsFile{}
 	if d.File.Filename, err = stringField(ff, "filename"); err != nil {

@@ -1,20 +1,19 @@
 package door
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/prometheus/exporter-toolkit/web"
 
+	"github.com/alloyci/hardened-runner/internal/logtest"
 	"github.com/alloyci/hardened-runner/webconfig"
 )
 
@@ -33,23 +32,6 @@ func listenLoopback(t *testing.T) net.Listener {
 	return l
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // metrics-proxy.socket enabled without the drop-in: systemd passes the port
 // it holds, and the unit still says --web.listen-address for that same port.
 // The proxy serves on the passed socket and binds nothing (here the address
@@ -57,7 +39,7 @@ func (s *syncBuffer) String() string {
 func TestListenUsesPassedSocketsWithoutTheFlag(t *testing.T) {
 	held := listenLoopback(t)
 	inherited := listenLoopback(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	ls, err := Listen(ListenOptions{
 		Addresses: []string{held.Addr().String()},
 		Passed:    passed(inherited),
@@ -81,7 +63,7 @@ func TestListenUsesPassedSocketsWithoutTheFlag(t *testing.T) {
 // nothing to say.
 func TestListenSystemdFlag(t *testing.T) {
 	inherited := listenLoopback(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	ls, err := Listen(ListenOptions{Addresses: []string{":9253"}, Systemd: true, Passed: passed(inherited), Logger: log.NewLogfmtLogger(&logs)})
 	if err != nil || len(ls) != 1 || ls[0] != inherited {
 		t.Fatalf("Listen = %v, %v", ls, err)

@@ -1,7 +1,6 @@
 package sdnotify
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -9,12 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-kit/log"
 	"golang.org/x/sys/unix"
+
+	"github.com/alloyci/hardened-runner/internal/logtest"
 )
 
 // fakeSystemd is a notification socket as systemd holds it: a unixgram
@@ -79,23 +79,6 @@ func (f *fakeSystemd) pending() int {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The life of a service: ready, a reload, stopping; each its own datagram,
 // exactly as sd_notify(3) spells it.
 func TestNotifierSendsEachStateAsOneDatagram(t *testing.T) {
@@ -156,7 +139,7 @@ func TestFromEnvironment(t *testing.T) {
 // same.
 func TestNotifierWithoutSocket(t *testing.T) {
 	t.Setenv(EnvSocket, "")
-	var logs syncBuffer
+	var logs logtest.Buffer
 	for _, n := range []*Notifier{New(Options{Logger: log.NewLogfmtLogger(&logs)}), FromEnvironment(log.NewLogfmtLogger(&logs)), nil} {
 		if n.Enabled() {
 			t.Fatal("enabled without a socket")
@@ -180,7 +163,7 @@ func TestNotifierLogsWhatItCannotSend(t *testing.T) {
 	if err := New(Options{Socket: missing}).Send("READY=1"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Send to a missing socket: %v", err)
 	}
-	var logs syncBuffer
+	var logs logtest.Buffer
 	n := New(Options{Socket: missing, Logger: log.NewLogfmtLogger(&logs)})
 	n.Ready()
 	line := logs.String()

@@ -46,21 +46,8 @@ func gitRepo(t *testing.T) (string, string) {
 // startJobRunner starts alloy-runner polling the double every second.
 func startJobRunner(t *testing.T, c *coordinatortest.Server) (*proc, string) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.toml")
-	writeFile(t, cfg, fmt.Sprintf(`concurrent = 2
-check_interval = 1
-metrics_server = "127.0.0.1:0"
-
-[[runners]]
-  name = "e2e"
-  url = %q
-  token = %q
-  executor = "shell"
-  builds_dir = %q
-`, c.URL, e2eRunnerToken, filepath.Join(dir, "builds")))
-	p := start(t, "alloy-runner", "run", "--config", cfg)
-	return p, p.waitLog(`msg="metrics server listening" addr=tcp:(\S+)`)
+	r := startArtRunner(t, c, "")
+	return r.proc, r.addr
 }
 
 // startJobs is a coordinator double of flavor f that knows the e2e runner's

@@ -340,17 +340,30 @@ func TestAttackForbiddenRouteAnswersLikeAnUnknownPath(t *testing.T) {
 	assertRouteCount(t, f.fixture, "pprof", outcomeOK, 1)
 }
 
-// A verified client certificate's SAN is an identity a route can grant
-// when client certificates are required and verified; an unverified
-// certificate names nobody.
-func TestClientSANGrantsARoute(t *testing.T) {
-	f := newRoutesFixture(t, Options{ClientCertsIdentify: func() bool { return true }}, `routes:
+// sanRoutes grants /node/metrics to the client certificate SAN scraper.test.
+const sanRoutes = `routes:
   - name: node
     path: /node/metrics
     upstream: http://{node}/metrics
     allow:
       client_sans: [scraper.test]
-`, nil)
+`
+
+// getOverTLS sends GET target as who on a connection in state.
+func (f *routesFixture) getOverTLS(target, who string, state *tls.ConnectionState) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, target, nil)
+	r.Header = as(who)
+	r.TLS = state
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w
+}
+
+// A verified client certificate's SAN is an identity a route can grant
+// when client certificates are required and verified; an unverified
+// certificate names nobody.
+func TestClientSANGrantsARoute(t *testing.T) {
+	f := newRoutesFixture(t, Options{ClientCertsIdentify: func() bool { return true }}, sanRoutes, nil)
 	leaf := &x509.Certificate{DNSNames: []string{"scraper.test"}}
 	for _, c := range []struct {
 		name  string
@@ -361,12 +374,7 @@ func TestClientSANGrantsARoute(t *testing.T) {
 		{"unverified", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}, 404},
 		{"other name", &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{DNSNames: []string{"attacker.test"}}}}}, 404},
 	} {
-		r := httptest.NewRequest(http.MethodGet, "/node/metrics", nil)
-		r.Header = as("none")
-		r.TLS = c.state
-		w := httptest.NewRecorder()
-		f.h.ServeHTTP(w, r)
-		if w.Code != c.code {
+		if w := f.getOverTLS("/node/metrics", "none", c.state); w.Code != c.code {
 			t.Errorf("%s certificate: %d, want %d", c.name, w.Code, c.code)
 		}
 	}
@@ -379,19 +387,9 @@ func TestClientSANGrantsARoute(t *testing.T) {
 // "verified" against some CA names nobody: the attack of a client with a
 // publicly signed certificate carrying a granted SAN.
 func TestClientSANIgnoredUnlessCertsAreRequired(t *testing.T) {
-	f := newRoutesFixture(t, Options{ClientCertsIdentify: func() bool { return false }}, `routes:
-  - name: node
-    path: /node/metrics
-    upstream: http://{node}/metrics
-    allow:
-      client_sans: [scraper.test]
-`, nil)
+	f := newRoutesFixture(t, Options{ClientCertsIdentify: func() bool { return false }}, sanRoutes, nil)
 	leaf := &x509.Certificate{DNSNames: []string{"scraper.test"}}
-	r := httptest.NewRequest(http.MethodGet, "/node/metrics", nil)
-	r.Header = as("prometheus")
-	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf}}}
-	w := httptest.NewRecorder()
-	f.h.ServeHTTP(w, r)
+	w := f.getOverTLS("/node/metrics", "prometheus", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}, VerifiedChains: [][]*x509.Certificate{{leaf}}})
 	if w.Code != 404 || w.Body.String() != "Not Found\n" {
 		t.Errorf("granted SAN without required certificates: %d %q, want 404", w.Code, w.Body.String())
 	}

@@ -458,7 +458,7 @@ func TestNotifyUnits(t *testing.T) {
 			for k, want := range map[string]string{
 				"Type":         "notify",
 				"NotifyAccess": "main",
-				"ExecReload":   "/bin/kill -HUP $MAINPID",
+				"ExecReload":   `/bin/sh -c 'kill -HUP "$MAINPID"'`,
 			} {
 				if got := last(k); got != want {
 					t.Errorf("%s (%s): %s=%q, want %q", unit, v.name, k, got, want)

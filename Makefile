@@ -166,3 +166,10 @@ test-system: deb
 	./packaging/system-test-deps.sh
 	ALLOY_SYSTEM_TEST_DEBS=$(CURDIR)/$(DEBDIR) ALLOY_SYSTEM_TEST_CACHE=$(SYSTEM_TEST_CACHE) \
 	  $(GO) test -count=1 -v -timeout 20m -run '^(TestLintian|TestSystem)$$' ./packaging/
+
+# The monitoring mixin (mixin/README.md): promtool checks the rule files and
+# runs their unit tests (make test does too, in e2e/mixin_test.go).
+.PHONY: mixin
+mixin:
+	promtool check rules mixin/alerts.yml mixin/rules.yml
+	promtool test rules mixin/tests.yml
